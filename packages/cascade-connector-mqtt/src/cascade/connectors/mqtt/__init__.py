@@ -1,0 +1,3 @@
+"""Placeholder; see the package README."""
+
+__all__: list[str] = []

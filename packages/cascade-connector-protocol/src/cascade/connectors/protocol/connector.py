@@ -1,0 +1,107 @@
+"""The `Connector` protocol: the one interface a Cascade engine uses to talk to the outside world."""
+
+from __future__ import annotations
+
+__all__ = ["Callback", "SubscriptionHandle", "Connector", "ConnectorStats"]
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol, runtime_checkable
+
+Callback = Callable[[str, dict[str, Any]], Awaitable[None]]
+"""An async callback receiving ``(topic, payload)``; `payload` is a fresh dict for each call."""
+
+
+class SubscriptionHandle(Protocol):
+    """What `Connector.subscribe` returns."""
+
+    async def unsubscribe(self) -> None:
+        """Stop this subscription. When it returns, its callback gets nothing more. Idempotent."""
+        ...
+
+
+@runtime_checkable
+class Connector(Protocol):
+    """A connection to a message backend (MQTT in production, in-memory in tests).
+
+    Every connector keeps these twelve promises (the contract suite in ``cascade-connector-testing``
+    checks each of them):
+
+    1. **Lifecycle.** `connect` and `disconnect` are idempotent; `disconnect` before `connect` is a
+       no-op; connect → disconnect → connect works. `publish`/`subscribe` on a connector that was never
+       connected, or was disconnected, raise `NotConnectedError`.
+    2. **Payloads are JSON objects.** A payload that is not a mapping JSON can encode (NaN and
+       infinities included) raises `PayloadError` in the caller before anything is sent. Subscribers
+       get a fresh dict equal to the JSON round trip of what was published.
+    3. **Topics.** Invalid topic names and filters raise `TopicError` before anything is sent.
+       Matching follows MQTT 3.1.1 §4.7 (see `cascade.connectors.protocol.topics`).
+    4. **Delivery.** After `subscribe` returns, the callback receives every later matching message, in
+       publish order for one publisher and topic. Overlapping subscriptions on one connector each get
+       a message exactly once.
+    5. **Retained state.** ``retain=True`` stores the topic's current state; a later retained publish
+       replaces it; a retained ``{}`` clears it (and is delivered as ``{}`` to current subscribers).
+       `subscribe` returns only after every retained message matching the filter has been delivered.
+    6. **Unsubscribe.** After `SubscriptionHandle.unsubscribe` returns, that callback gets nothing
+       more; calling it twice is harmless; other subscriptions are unaffected.
+    7. **Isolation.** A callback that raises does not stop later deliveries (the error is logged with
+       the topic and counted); an inbound message that is not a UTF-8 JSON object is skipped, logged
+       and counted.
+    8. **QoS.** ``qos=0`` returns as soon as the message is queued and never raises for transport
+       failures; ``qos=1`` returns once the backend acknowledged the message (across an outage if need
+       be; bound it with `asyncio.timeout`).
+    9. **Graceful stop.** `disconnect` first sends what is queued (bounded by a timeout); after it
+       returns no callback runs.
+    10. **Presence.** Each successful connection publishes retained ``online`` on
+        ``status_topic(source)``; graceful `disconnect` publishes retained ``offline``; an abrupt loss
+        makes the backend publish the ``offline`` last will.
+    11. **Resilience.** After a lost connection the connector reconnects by itself (capped exponential
+        backoff with jitter), re-subscribes (retained state is delivered again), and sends the
+        publishes queued meanwhile in order, from a bounded buffer that drops the oldest QoS 0
+        message when full. `publish` never raises because of an outage.
+    12. **Observability.** ``connector.stats`` is a `ConnectorStats` snapshot.
+    """
+
+    async def connect(self) -> None:
+        """Connect (and announce presence). Idempotent."""
+        ...
+
+    async def disconnect(self) -> None:
+        """Flush what is queued, announce ``offline`` and disconnect. Idempotent."""
+        ...
+
+    async def publish(
+        self, topic: str, payload: Mapping[str, Any], qos: int = 0, retain: bool = False
+    ) -> None:
+        """Publish a JSON object.
+
+        Raises `NotConnectedError`, `TopicError`, `PayloadError`, or `ValueError` for a qos not 0/1.
+        """
+        ...
+
+    async def subscribe(self, topic: str, callback: Callback) -> SubscriptionHandle:
+        """Subscribe `callback` to a filter; returns after the retained state has been delivered."""
+        ...
+
+
+@dataclass(slots=True)
+class ConnectorStats:
+    """Counters every connector reports (``connector.stats`` returns a snapshot copy).
+
+    - ``published``: messages accepted by `publish`.
+    - ``delivered``: callback invocations.
+    - ``dropped``: accepted messages never sent (buffer overflow, or left over at disconnect).
+    - ``malformed``: inbound messages skipped because they were not UTF-8 JSON objects.
+    - ``callback_errors``: callback invocations that raised.
+    - ``reconnects``: successful reconnections after a lost connection.
+    """
+
+    published: int = 0
+    delivered: int = 0
+    dropped: int = 0
+    malformed: int = 0
+    callback_errors: int = 0
+    reconnects: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """The counters as a plain dict."""
+        return asdict(self)
