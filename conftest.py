@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cascade.connectors.mqtt.mosquitto import MosquittoServer, TlsFiles
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-
-from cascade.connectors.mqtt.mosquitto import MosquittoServer, TlsFiles
 
 # ---------------------------------------------------------------------------------------------
 # No skips: a skipped test is a failure in this repository.

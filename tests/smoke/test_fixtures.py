@@ -32,6 +32,8 @@ def test_restart_keeps_the_port(mosquitto_factory: Callable[..., MosquittoServer
     server = mosquitto_factory()
     port = server.port
     server.kill()
-    assert not server.running
+    killed = server.running
     server.start()
-    assert server.running and server.port == port
+    assert not killed
+    assert server.running
+    assert server.port == port

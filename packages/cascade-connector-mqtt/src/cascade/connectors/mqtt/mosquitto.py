@@ -32,7 +32,13 @@ from types import TracebackType
 
 from cascade.connectors.protocol import ConnectorError
 
-_EXTRA_PATHS = ("/usr/sbin", "/usr/local/sbin", "/sbin", "/opt/homebrew/sbin", "/usr/local/opt/mosquitto/sbin")
+_EXTRA_PATHS = (
+    "/usr/sbin",
+    "/usr/local/sbin",
+    "/sbin",
+    "/opt/homebrew/sbin",
+    "/usr/local/opt/mosquitto/sbin",
+)
 
 
 class MosquittoNotFoundError(ConnectorError):
@@ -94,7 +100,8 @@ class MosquittoServer:
         exe = executable or find_mosquitto()
         if exe is None:
             raise MosquittoNotFoundError(
-                "mosquitto is not installed (Debian/Ubuntu: apt-get install mosquitto; macOS: brew install mosquitto)"
+                "mosquitto is not installed "
+                "(Debian/Ubuntu: apt-get install mosquitto; macOS: brew install mosquitto)"
             )
         self.executable = exe
         self.host = "127.0.0.1"
@@ -176,7 +183,8 @@ class MosquittoServer:
         ports = [self.port] + ([self.tls_port] if self.tls_port is not None else [])
         while True:
             if self._process.poll() is not None:
-                raise ConnectorError(f"mosquitto exited with code {self._process.returncode}: {self.log_tail()}")
+                code = self._process.returncode
+                raise ConnectorError(f"mosquitto exited with code {code}: {self.log_tail()}")
             if all(self._accepts(p) for p in ports):
                 return
             if time.monotonic() > deadline:
