@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = ["encode_payload", "decode_payload"]
 
 import json
+import math
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
@@ -22,7 +23,16 @@ def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not valid JSON")
 
 
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+def _finite_float(text: str) -> float:
+    # JSON has no infinities; a literal too large for a float (1e400) would decode to inf and could
+    # never be encoded again, so it is refused like the NaN/Infinity tokens.
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]!r} is out of range for a float")
+    return value
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
 _decode = _DECODER.decode
 
 
@@ -47,8 +57,8 @@ def encode_payload(payload: Mapping[str, Any]) -> bytes:
 def decode_payload(data: bytes | bytearray | memoryview) -> dict[str, Any]:
     """Decode raw bytes into a fresh dict; ``b""`` decodes to ``{}``.
 
-    Raises `PayloadError` for invalid UTF-8, invalid JSON (NaN/Infinity included) or JSON that is
-    not an object.
+    Raises `PayloadError` for invalid UTF-8, invalid JSON (NaN/Infinity included, and numbers too large
+    for a float such as ``1e400``) or JSON that is not an object.
     """
     if not data:
         return {}

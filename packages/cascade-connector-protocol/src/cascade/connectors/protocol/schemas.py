@@ -305,6 +305,7 @@ class UnknownEvent:
 
     def __post_init__(self) -> None:
         _str(self.type, "body.type")
+        _mapping(self.data, "body.data")
         if "type" in self.data:
             raise SchemaError("body.data", "must not repeat 'type'")
 
@@ -365,7 +366,7 @@ class TelemetryMessage:
 # ---------------------------------------------------------------------------------------------
 # Constraints
 
-_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*([smh])\s*$")
+_RATE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*/\s*([smh])\s*", re.ASCII)
 _RATE_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
 
 
@@ -376,10 +377,12 @@ def parse_rate(rate: str) -> float:
     """
     if not isinstance(rate, str):
         raise SchemaError("params.rate", f"must be a string like '10/s', not {type(rate).__name__}")
-    match = _RATE.match(rate)
+    match = _RATE.fullmatch(rate)
     if match is None:
         raise SchemaError("params.rate", f"must look like '10/s', '5/m' or '100/h', not {rate!r}")
     count = float(match.group(1))
+    if not math.isfinite(count):
+        raise SchemaError("params.rate", f"is out of range: {rate[:40]!r}")
     if count <= 0:
         raise SchemaError("params.rate", f"must be positive, not {rate!r}")
     return count / _RATE_UNITS[match.group(2)]
