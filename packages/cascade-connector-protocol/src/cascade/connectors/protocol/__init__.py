@@ -6,6 +6,7 @@ Zero runtime dependencies. Engines type against `Connector`; implementations liv
 
 from .codec import decode_payload, encode_payload
 from .connector import Callback, Connector, ConnectorStats, SubscriptionHandle
+from .constraints import ConstraintBook
 from .errors import (
     ConnectionFailedError,
     ConnectionFailureReason,
@@ -97,6 +98,8 @@ __all__ = [
     "TelemetryMessage",
     "Constraint",
     "StatusMessage",
+    # constraint semantics
+    "ConstraintBook",
     "parse_rate",
     "utc_now_iso",
 ]
