@@ -1,0 +1,64 @@
+"""The harness interface of the contract suite: what a connector author provides to run it.
+
+`ContractHarness` is required; the other protocols are optional capabilities. A contract test that
+needs a capability the harness lacks is skipped with a message naming the capability.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ContractHarness", "SupportsInjectRaw", "SupportsDrop", "SupportsOutage"]
+
+from typing import Any, Protocol, runtime_checkable
+
+from cascade.connectors.protocol import Connector
+
+
+@runtime_checkable
+class ContractHarness(Protocol):
+    """Makes connectors that share one backend (required).
+
+    The contract suite may pass these options to `new_connector`: ``source`` (str),
+    ``max_buffered`` (int), ``reconnect_min_delay`` and ``reconnect_max_delay`` (seconds, float).
+    A harness forwards them to the connector's constructor (or maps them to its own settings).
+    """
+
+    async def new_connector(self, **options: Any) -> Connector:
+        """Return a NEW connector, NOT yet connected, on the shared backend.
+
+        The harness disconnects every connector it made at teardown (the suite also disconnects the
+        ones it made, but a harness must not leak connections when a test fails half-way).
+        """
+        ...
+
+
+@runtime_checkable
+class SupportsInjectRaw(Protocol):
+    """Capability: publish raw bytes as a foreign client would (malformed payloads, empty payloads)."""
+
+    async def inject_raw(self, topic: str, data: bytes, retain: bool = False) -> None:
+        """Publish `data` unchanged on `topic`; returns once the backend has accepted it."""
+        ...
+
+
+@runtime_checkable
+class SupportsDrop(Protocol):
+    """Capability: cut one connector's connection abruptly (no DISCONNECT; the last will fires)."""
+
+    async def drop(self, connector: Connector) -> None:
+        """Abruptly lose `connector`'s connection. The backend publishes its ``offline`` last will and
+        the connector reconnects by itself. Returns once the connection is cut.
+        """
+        ...
+
+
+@runtime_checkable
+class SupportsOutage(Protocol):
+    """Capability: stop and restart the whole backend. Retained state must survive the restart."""
+
+    async def stop_backend(self) -> None:
+        """Stop the backend; every connector loses its connection. Returns once it is down."""
+        ...
+
+    async def start_backend(self) -> None:
+        """Start the backend again (same address, retained state kept). Returns once it accepts clients."""
+        ...
