@@ -38,6 +38,7 @@ from .schemas import (
 )
 from .topics import (
     CONSTRAINTS_FILTER,
+    MAX_TOPIC_BYTES,
     STATUS_FILTER,
     TELEMETRY_FILTER,
     constraint_topic,
@@ -73,6 +74,7 @@ __all__ = [
     "TELEMETRY_FILTER",
     "CONSTRAINTS_FILTER",
     "STATUS_FILTER",
+    "MAX_TOPIC_BYTES",
     "telemetry_topic",
     "constraint_topic",
     "scope_from_topic",
