@@ -1,0 +1,84 @@
+"""The live table of ``cascade-mqtt watch`` on a terminal (needs ``rich``: the ``[cli]`` extra).
+
+Import this module only after checking that ``rich`` is importable (`rich_available`).
+"""
+
+from __future__ import annotations
+
+__all__ = ["render"]
+
+from cascade.connectors.protocol import TaskState
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from .text import describe_params, time_left
+from .watch import TASK_STATES, WatchState, describe_constraint
+
+_STATE_STYLE = {
+    TaskState.PENDING: "dim",
+    TaskState.RUNNING: "cyan",
+    TaskState.COMPLETED: "green",
+    TaskState.FAILED: "bold red",
+    TaskState.SKIPPED: "yellow",
+    TaskState.BLOCKED: "magenta",
+}
+_ENGINE_STYLE = {"running": "green", "stopped": "dim", "unknown": "yellow"}
+
+
+def render(state: WatchState, *, title: str, now: float, max_runs: int = 15) -> RenderableType:
+    """The whole view: runs, constraints, workers, recent failures, and a footer. `now` in Unix s."""
+    runs = Table(title=title, title_justify="left", expand=True)
+    runs.add_column("run")
+    runs.add_column("engine")
+    for task_state in TASK_STATES:
+        runs.add_column(task_state.value.lower(), justify="right", style=_STATE_STYLE[task_state])
+    runs.add_column("last event", style="dim")
+    for run in state.recent_runs(max_runs):
+        counts = run.counts()
+        runs.add_row(
+            run.name,
+            Text(run.engine, style=_ENGINE_STYLE[run.engine]),
+            *(str(counts[s]) if counts[s] else "" for s in TASK_STATES),
+            run.last_ts,
+        )
+    if not state.runs:
+        runs.add_row("(waiting for telemetry)", "", *("" for _ in TASK_STATES), "")
+    parts: list[RenderableType] = [runs]
+
+    active = state.constraints.active()
+    if active:
+        table = Table(title="constraints in force", title_justify="left", expand=True)
+        for column in ("scope", "constraint", "params", "expires in"):
+            table.add_column(column)
+        for c in active:
+            table.add_row(
+                c.scope,
+                Text(describe_constraint(c.type.value, c.params), style="bold yellow"),
+                describe_params(c.params),
+                time_left(c.expires_at, now),
+            )
+        parts.append(table)
+
+    if state.workers:
+        table = Table(title="workers", title_justify="left", expand=True)
+        for column in ("source", "status", "since"):
+            table.add_column(column)
+        for worker in sorted(state.workers.values(), key=lambda w: (w.status != "online", w.source)):
+            style = "green" if worker.status == "online" else "red"
+            table.add_row(worker.source, Text(worker.status, style=style), worker.ts)
+        parts.append(table)
+
+    if state.failures:
+        table = Table(title="recent failures", title_justify="left", expand=True)
+        for column in ("time", "run", "task", "error"):
+            table.add_column(column)
+        for failure in reversed(state.failures):
+            table.add_row(failure.ts, failure.run, f"{failure.task_name} [{failure.task_id}]", failure.error)
+        parts.append(table)
+
+    footer = f"{state.messages} messages"
+    if state.malformed:
+        footer += f", {state.malformed} malformed skipped (last: {state.last_problem})"
+    parts.append(Text(footer + "   Ctrl-C to exit", style="dim"))
+    return Group(*parts)
