@@ -6,11 +6,14 @@ needs a capability the harness lacks is skipped with a message naming the capabi
 
 from __future__ import annotations
 
-__all__ = ["ContractHarness", "SupportsInjectRaw", "SupportsDrop", "SupportsOutage"]
+__all__ = ["ContractHarness", "SupportsInjectRaw", "SupportsDrop", "SupportsOutage", "InMemoryHarness"]
 
+import asyncio
 from typing import Any, Protocol, runtime_checkable
 
 from cascade.connectors.protocol import Connector
+
+from ._memory import InMemoryBroker, InMemoryConnector
 
 
 @runtime_checkable
@@ -62,3 +65,48 @@ class SupportsOutage(Protocol):
     async def start_backend(self) -> None:
         """Start the backend again (same address, retained state kept). Returns once it accepts clients."""
         ...
+
+
+class InMemoryHarness:
+    """The contract harness over an `InMemoryBroker`, with every capability.
+
+    `new_connector` accepts the `InMemoryConnector` keyword options. `aclose` (called by the
+    fixture at teardown) restarts a stopped broker and disconnects every connector it made.
+    """
+
+    def __init__(self, broker: InMemoryBroker | None = None) -> None:
+        self.broker = broker if broker is not None else InMemoryBroker()
+        self._made: list[InMemoryConnector] = []
+
+    def __repr__(self) -> str:
+        return f"InMemoryHarness({self.broker!r}, connectors={len(self._made)})"
+
+    async def new_connector(self, **options: Any) -> InMemoryConnector:
+        """A new, not yet connected `InMemoryConnector` on the shared broker."""
+        connector = InMemoryConnector(self.broker, **options)
+        self._made.append(connector)
+        return connector
+
+    async def inject_raw(self, topic: str, data: bytes, retain: bool = False) -> None:
+        """`InMemoryBroker.inject`."""
+        await self.broker.inject(topic, data, retain=retain)
+
+    async def drop(self, connector: Connector) -> None:
+        """`InMemoryBroker.drop`; `TypeError` for a connector this harness did not make."""
+        if not isinstance(connector, InMemoryConnector):
+            raise TypeError(f"InMemoryHarness can only drop an InMemoryConnector, not {connector!r}")
+        await self.broker.drop(connector)
+
+    async def stop_backend(self) -> None:
+        """`InMemoryBroker.stop`."""
+        await self.broker.stop()
+
+    async def start_backend(self) -> None:
+        """`InMemoryBroker.start`."""
+        await self.broker.start()
+
+    async def aclose(self) -> None:
+        """Restart the broker if stopped and disconnect every connector this harness made."""
+        await self.broker.start()
+        made, self._made = self._made, []
+        await asyncio.gather(*(connector.disconnect() for connector in made))
