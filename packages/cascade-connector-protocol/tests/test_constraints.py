@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from cascade.connectors.protocol import (
+    Callback,
     Constraint,
     ConstraintBook,
     ConstraintType,
@@ -143,7 +144,8 @@ def test_apply_refuses_non_constraint_topics(book: ConstraintBook, topic: str) -
 
 @pytest.mark.asyncio
 async def test_on_message_is_a_connector_callback(book: ConstraintBook) -> None:
-    await book.on_message("cascade/constraints/global", pause("global").to_dict())
+    callback: Callback = book.on_message  # type-checked: fits Connector.subscribe
+    await callback("cascade/constraints/global", pause("global").to_dict())
     assert book.is_paused("any")
     await book.on_message("cascade/constraints/global", {})
     assert not book.is_paused("any")
