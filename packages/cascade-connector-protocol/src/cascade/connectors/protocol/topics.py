@@ -144,7 +144,8 @@ def validate_scope(scope: str) -> str:
 
     A scope is ``global`` or ``kind:name[:name...]`` (for example ``task:api_call``,
     ``project:etl``), every part non-empty and free of ``/ + #`` and NUL, so that a scope can never
-    inject extra topic levels or wildcards.
+    inject extra topic levels or wildcards. The kind ``global`` is reserved: ``global:x`` is refused,
+    since it would read as global but cover nothing.
     """
     if not isinstance(scope, str):
         raise TopicError(repr(scope), f"scope must be a str, not {type(scope).__name__}", kind="scope")
@@ -153,6 +154,8 @@ def validate_scope(scope: str) -> str:
     parts = scope.split(":")
     if len(parts) < 2:
         raise TopicError(scope, "must be 'global' or 'kind:name' (for example 'task:api_call')", kind="scope")
+    if parts[0] == "global":
+        raise TopicError(scope, "the kind 'global' is reserved: use 'global' alone", kind="scope")
     for part in parts:
         if not part:
             raise TopicError(scope, "every ':'-separated part must be non-empty", kind="scope")
