@@ -302,7 +302,10 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
     """Run ``cascade-mqtt`` with `argv` (default: ``sys.argv[1:]``); return the exit code."""
     out = out if out is not None else sys.stdout
     err = err if err is not None else sys.stderr
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # usage error (one line already on stderr) or --help
+        return exc.code if isinstance(exc.code, int) else int(ExitCode.USAGE)
     verbosity: int = args.verbose
     _configure_logging(verbosity, err)
     url: str = args.url or os.environ.get(URL_ENV) or DEFAULT_URL
