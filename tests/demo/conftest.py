@@ -1,0 +1,33 @@
+"""Load ``docs/examples/demo.py`` (a script, not a package) as a module for the demo tests."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+DEMO_PATH = Path(__file__).resolve().parents[2] / "docs" / "examples" / "demo.py"
+
+
+def load_demo() -> Any:
+    """The demo script as a module (typed Any: it is not on mypy's path)."""
+    name = "cascade_demo_example"
+    module = sys.modules.get(name)
+    if module is None:
+        spec = importlib.util.spec_from_file_location(name, DEMO_PATH)
+        assert spec is not None
+        assert spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    assert isinstance(module, ModuleType)
+    return module
+
+
+@pytest.fixture(scope="session")
+def demo() -> Any:
+    return load_demo()
