@@ -1,0 +1,125 @@
+"""Figure 2: end-to-end telemetry throughput through Mosquitto, connector vs paho-mqtt and the others.
+
+Each run: a fresh ``mosquitto_sub -C`` subscribes to a fresh topic, the publisher connects, then the
+clock runs from the first publish to the arrival of the last message at the subscriber. The
+subscriber's output is checked: nothing lost, duplicated or out of order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ._bench import Bench
+from ._broker import ArrivalCounter, unique
+from ._clients import (
+    AiomqttLoopPublisher,
+    CClientPublisher,
+    ConnectorPublisher,
+    NaiveTaskPublisher,
+    PahoPublisher,
+    Payloads,
+    Publisher,
+)
+from ._connectors import ConnectorFactory, mqtt_available, mqtt_factory
+from ._report import Row, Series, Target
+from ._workload import Delivery, telemetry_payloads
+
+
+@dataclass(frozen=True, slots=True)
+class ThroughputRun:
+    """One run: messages per second (counting messages that arrived) and the delivery check."""
+
+    rate: float
+    delivery: Delivery
+    failures: int
+    complete: bool
+
+
+async def measure_throughput(
+    bench: Bench, publisher: Publisher, payloads: Payloads, qos: int
+) -> ThroughputRun:
+    """Publish `payloads` with `publisher` while a separate ``mosquitto_sub`` counts arrivals."""
+    topic = unique("bench/throughput")
+    counter = ArrivalCounter(bench.server, topic, len(payloads), qos)
+    await asyncio.to_thread(counter.start)
+    try:
+        await publisher.setup(topic, payloads, qos)
+        try:
+            start = time.perf_counter()
+            await publisher.run()
+            arrivals = await asyncio.to_thread(counter.wait, bench.sizes.idle_timeout)
+        finally:
+            await publisher.close()
+    finally:
+        await asyncio.to_thread(counter.close)
+    delivery = arrivals.delivery
+    arrived = delivery.expected - delivery.lost
+    elapsed = arrivals.last_arrival - start
+    rate = arrived / elapsed if elapsed > 0 else float("nan")
+    return ThroughputRun(rate, delivery, publisher.failures, arrivals.complete)
+
+
+def _note_problems(series: Series, run: ThroughputRun) -> None:
+    problems = run.delivery.problems()
+    if run.failures:
+        problems.append(f"{run.failures} publish calls failed")
+    series.problems.extend(problems)
+
+
+async def figure_throughput(bench: Bench) -> list[Row]:
+    """Rows: connector vs paho (target >= 1.0x, zero loss) for QoS 0 and 1, plus context rows."""
+    sizes = bench.sizes
+    payloads = telemetry_payloads(sizes.messages)
+    naive_payloads = payloads[: sizes.naive_messages]
+    server = bench.server
+    rows: list[Row] = []
+    have_connector = mqtt_available()
+    for qos in (0, 1):
+        makers: list[tuple[str, Callable[[], Publisher]]] = []
+        if have_connector:
+            factory = mqtt_factory(server)
+
+            def make_connector(factory: ConnectorFactory = factory) -> Publisher:
+                return ConnectorPublisher("MqttConnector", factory, sizes.qos1_window)
+
+            makers.append(("MqttConnector", make_connector))
+        makers += [
+            ("paho-mqtt", lambda: PahoPublisher(server, sizes.qos1_window)),
+            ("raw aiomqtt loop", lambda: AiomqttLoopPublisher(server)),
+            ("one task per publish", lambda: NaiveTaskPublisher(server, sizes.naive_deadline)),
+            ("C clients", lambda: CClientPublisher(server)),
+        ]
+        series = {name: Series(name, "msg/s") for name, _ in makers}
+        for rep in range(sizes.repeats):
+            for name, make in makers:
+                chosen = naive_payloads if name == "one task per publish" else payloads
+                run = await measure_throughput(bench, make(), chosen, qos)
+                series[name].add(run.rate)
+                _note_problems(series[name], run)
+                extra = ", ".join(run.delivery.problems()) or "all delivered in order"
+                bench.log(
+                    f"[throughput qos{qos} {rep + 1}/{sizes.repeats}] {name}: {run.rate:,.0f} msg/s ({extra})"
+                )
+        paho = series["paho-mqtt"]
+        label = f"2. throughput qos{qos}"
+        window = f"; qos1: {sizes.qos1_window} in flight" if qos == 1 else ""
+        connector = series.get("MqttConnector", Series("MqttConnector", "msg/s"))
+        rows.append(
+            Row(
+                label,
+                connector,
+                paho,
+                target=Target(">=", 1.0),
+                note=f"{sizes.messages} messages{window}"
+                + ("" if have_connector else "; MqttConnector not available"),
+            )
+        )
+        for name in ("raw aiomqtt loop", "one task per publish", "C clients"):
+            note = "context"
+            if name == "one task per publish" and sizes.naive_messages < sizes.messages:
+                note = f"context; {sizes.naive_messages} messages (its cost grows with the number pending)"
+            rows.append(Row(label, series[name], paho, note=note))
+    return rows
