@@ -11,16 +11,28 @@ The pytest plugin (``cascade.connectors.testing.plugin``) adds the ``memory_brok
 ``memory_connector`` fixtures.
 """
 
-from ._eventually import eventually
-from ._harness import ContractHarness, InMemoryHarness, SupportsDrop, SupportsInjectRaw, SupportsOutage
-from ._memory import (
+import pytest
+
+# Rewrite the asserts of the contract suite so connector authors get full assertion diffs.
+pytest.register_assert_rewrite("cascade.connectors.testing._contract")
+
+from ._contract import ConnectorContract, ContractKit  # noqa: E402
+from ._eventually import eventually  # noqa: E402
+from ._harness import (  # noqa: E402
+    ContractHarness,
+    InMemoryHarness,
+    SupportsDrop,
+    SupportsInjectRaw,
+    SupportsOutage,
+)
+from ._memory import (  # noqa: E402
     InMemoryBroker,
     InMemoryConnector,
     InMemorySubscription,
     PublishRecord,
     SettleTimeoutError,
 )
-from ._recorder import Recorder
+from ._recorder import Recorder  # noqa: E402
 
 __all__ = [
     "InMemoryBroker",
@@ -28,6 +40,8 @@ __all__ = [
     "InMemorySubscription",
     "PublishRecord",
     "SettleTimeoutError",
+    "ConnectorContract",
+    "ContractKit",
     "ContractHarness",
     "SupportsInjectRaw",
     "SupportsDrop",

@@ -508,9 +508,9 @@ class InMemoryConnector:
     async def disconnect(self) -> None:
         """Send what is queued (at most `flush_timeout` s), publish retained ``offline``, disconnect.
 
-        Idempotent; a no-op before `connect`. When it returns no callback runs. Messages still
-        queued after the timeout are dropped and counted; `qos=1` publishes still waiting raise
-        `NotConnectedError`.
+        Idempotent; a no-op before `connect`. When it returns no callback runs and every subscription
+        has ended (a later `connect` starts a fresh session). Messages still queued after the
+        timeout are dropped and counted; `qos=1` publishes still waiting raise `NotConnectedError`.
         """
         if self._closing is not None:
             await asyncio.shield(self._closing)
@@ -575,6 +575,11 @@ class InMemoryConnector:
             self._online = False
         self._inq.clear()
         self._dispatching = False
+        for sub in self._subs:  # a graceful disconnect ends every subscription of the session
+            sub.active = False
+        self._subs.clear()
+        self._index.clear()
+        self._match_cache.clear()
         for fut in self._pending_subscribes:
             if not fut.done():
                 fut.set_exception(NotConnectedError("subscribe"))

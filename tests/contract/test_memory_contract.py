@@ -1,0 +1,16 @@
+"""The whole contract suite against the in-memory connector (every capability, no skips)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest_asyncio
+from cascade.connectors.testing import ConnectorContract, InMemoryHarness
+
+
+class TestInMemoryContract(ConnectorContract):
+    @pytest_asyncio.fixture
+    async def harness(self) -> AsyncIterator[InMemoryHarness]:
+        harness = InMemoryHarness()
+        yield harness
+        await harness.aclose()
