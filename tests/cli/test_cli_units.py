@@ -209,7 +209,7 @@ async def test_unreadable_retained_messages_are_reported_not_fatal() -> None:
         await other.publish(status_topic("w9"), {"status": "maybe"}, qos=1, retain=True)
     async with InMemoryConnector(broker, source="cli") as cli:
         book, problems = await read_constraints(cli)
-        workers, worker_problems = await read_workers(cli, exclude="cli")
+        workers, worker_problems = await read_workers(cli, hide=lambda s: s == "cli")
     assert [c.scope for c in book.active()] == ["global"]
     assert len(problems) == 1
     assert "cascade/constraints/task/x" in problems[0]
@@ -223,6 +223,6 @@ async def test_status_lists_workers_but_not_the_cli_itself() -> None:
     async with InMemoryConnector(broker, source="gone"):
         pass
     async with InMemoryConnector(broker, source="w1"), InMemoryConnector(broker, source="cli") as cli:
-        workers, problems = await read_workers(cli, exclude="cli")
+        workers, problems = await read_workers(cli, hide=lambda s: s == "cli")
     assert [(w.source, w.status) for w in workers] == [("gone", "offline"), ("w1", "online")]
     assert problems == []

@@ -279,3 +279,14 @@ def test_describe_constraint() -> None:
     assert describe_constraint("pause", {}) == "pause"
     assert describe_constraint("concurrency", {"limit": 3}) == "concurrency 3"
     assert describe_constraint("rate_limit", {"rate": "5/m"}) == "rate 5/m"
+
+
+def test_hidden_sources_are_ignored_not_counted() -> None:
+    state = WatchState(hide_source=lambda source: source.startswith("cli-"))
+    assert (
+        state.on_message(status_topic("cli-host"), StatusMessage("online", "cli-host", TS).to_dict()) is None
+    )
+    state.on_message(status_topic("w1"), StatusMessage("online", "w1", TS).to_dict())
+    assert list(state.workers) == ["w1"]
+    assert state.malformed == 0
+    assert state.messages == 1

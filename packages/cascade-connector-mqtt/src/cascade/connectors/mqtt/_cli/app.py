@@ -9,7 +9,9 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import signal
+import socket
 import sys
 import time
 import traceback
@@ -42,7 +44,7 @@ from .validate import (
     display_url,
     url_password,
 )
-from .watch import telemetry_filter
+from .watch import WatchState, telemetry_filter
 from .watching import WatchMode, rich_available, run_watch
 
 PROG = "cascade-mqtt"
@@ -130,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
         "status", parents=[common], help="list the workers and whether they are online"
     )
     status.add_argument("--json", action="store_true", help="print a JSON list")
+    status.add_argument("--all", action="store_true", help="also list cascade-mqtt's own connections")
     return parser
 
 
@@ -154,13 +157,30 @@ class _Context:
 Command = Callable[[_Context], Coroutine[Any, Any, None]]
 
 
-def _connector_factory(url: str) -> ConnectorFactory:
+CLI_SOURCE_PREFIX = "cascade-mqtt-cli-"
+"""Presence name prefix of the CLI's own connections; ``status`` and ``watch`` leave them out."""
+
+
+def cli_source() -> str:
+    """The CLI's presence name on this host (one retained status per host, not one per command)."""
+    host = re.sub(r"[/+#\x00\s]", "_", socket.gethostname()) or "host"
+    return CLI_SOURCE_PREFIX + host
+
+
+def is_cli_source(source: str) -> bool:
+    """Whether `source` is a ``cascade-mqtt`` connection (not a worker)."""
+    return source.startswith(CLI_SOURCE_PREFIX)
+
+
+def _connector_factory(url: str, timeout: float) -> ConnectorFactory:
     """Build the connector for `url` now (so a bad URL fails before anything else); raise `CliError`."""
     from cascade.connectors.mqtt import MqttConnector
 
     shown = display_url(url)
     try:
-        connector = MqttConnector.from_url(url)
+        connector = MqttConnector.from_url(
+            url, source=cli_source(), connect_timeout=timeout, flush_timeout=timeout
+        )
     except (ValueError, ConnectorError, OSError) as exc:
         raise CliError(ExitCode.USAGE, f"invalid URL {shown}: {exc}") from exc
 
@@ -212,11 +232,11 @@ def _prepare(args: argparse.Namespace, stop: asyncio.Event) -> Command:
         return constraints
     if name == "status":
         status_json: bool = args.json
+        hide = (lambda source: False) if args.all else is_cli_source
 
         async def status(ctx: _Context) -> None:
             async with ctx.session() as connector:
-                own = getattr(connector, "source", None)
-                workers, problems = await _bounded(read_workers(connector, exclude=own), ctx)
+                workers, problems = await _bounded(read_workers(connector, hide=hide), ctx)
             _warn_unreadable(ctx, problems, "presence")
             ctx.print(format_workers(workers, as_json=status_json))
 
@@ -244,6 +264,7 @@ def _prepare(args: argparse.Namespace, stop: asyncio.Event) -> Command:
                 out=ctx.out,
                 err=ctx.err,
                 url=ctx.url,
+                state=WatchState(hide_source=is_cli_source),
             )
 
     return watch
@@ -317,7 +338,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
         if args.command not in ("pause", "resume", "limit", "constraints", "status", "watch"):
             raise CliError(ExitCode.USAGE, f"unknown command {args.command!r}")  # pragma: no cover
         command = _prepare(args, stop)
-        factory = _connector_factory(url)
+        factory = _connector_factory(url, timeout)
         ctx = _Context(factory, shown, timeout, out, err)
         if args.command == "watch":
             return _run_watch_command(command, ctx, stop)

@@ -93,11 +93,11 @@ async def read_constraints(connector: Connector) -> tuple[ConstraintBook, list[s
 
 
 async def read_workers(
-    connector: Connector, *, exclude: str | None = None
+    connector: Connector, *, hide: Callable[[str], bool] = lambda source: False
 ) -> tuple[list[StatusMessage], list[str]]:
     """The retained presence of every worker (sorted by source) and the problems of those that did not decode.
 
-    `exclude` is a source to leave out (the CLI's own connection).
+    Sources for which `hide` is true are left out (the CLI's own connections).
     """
     workers: dict[str, StatusMessage] = {}
     problems: list[str] = []
@@ -114,7 +114,7 @@ async def read_workers(
 
     handle = await connector.subscribe(STATUS_FILTER, on_message)
     await handle.unsubscribe()
-    found = [workers[s] for s in sorted(workers) if s != exclude]
+    found = [workers[s] for s in sorted(workers) if not hide(s)]
     return found, problems
 
 

@@ -128,11 +128,18 @@ class WatchState:
     """Runs, recent failures and workers, built from telemetry and presence messages.
 
     `max_failures` bounds the failures kept (the most recent win); `clock` (Unix seconds) decides
-    which constraints have expired.
+    which constraints have expired; presence of a source for which `hide_source` is true is ignored
+    (the CLI's own connections).
     """
 
-    def __init__(self, max_failures: int = 10, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        max_failures: int = 10,
+        clock: Callable[[], float] = time.time,
+        hide_source: Callable[[str], bool] | None = None,
+    ) -> None:
         self._clock = clock
+        self._hide_source = hide_source
         self.constraints = ConstraintBook(clock)
         """The constraints in force (retained on the broker), for the live view."""
         self.runs: dict[tuple[str, str, str], RunView] = {}
@@ -213,6 +220,8 @@ class WatchState:
         """Apply one presence message; ``{}`` (cleared) forgets the worker and yields None."""
         try:
             source = source_from_status_topic(topic)
+            if self._hide_source is not None and self._hide_source(source):
+                return None
             if not payload:
                 self.workers.pop(source, None)
                 return None
