@@ -1,0 +1,149 @@
+"""The benchmark harness itself (tests/benchmarks): statistics, verdicts, the table, and the loss checks.
+
+The figures themselves run in CI through ``hatch run bench-smoke``; here the parts that decide what a
+figure means are checked, including that the arrival counter really notices lost messages. No
+wall-clock thresholds.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from cascade.connectors.mqtt.mosquitto import MosquittoServer
+
+_ROOT = Path(__file__).resolve().parents[2]
+if str(_ROOT) not in sys.path:  # the benchmarks are run as ``python -m tests.benchmarks`` from the root
+    sys.path.insert(0, str(_ROOT))
+
+from tests.benchmarks._bench import SMOKE, Bench, percentile  # noqa: E402
+from tests.benchmarks._broker import ArrivalCounter, c_publish, unique  # noqa: E402
+from tests.benchmarks._clients import PahoPublisher  # noqa: E402
+from tests.benchmarks._fig_throughput import measure_throughput  # noqa: E402
+from tests.benchmarks._report import Row, Series, Target, render_table  # noqa: E402
+from tests.benchmarks._workload import (  # noqa: E402
+    check_sequence,
+    encoded,
+    seq_of,
+    seq_of_line,
+    telemetry_payloads,
+)
+
+# ---------------------------------------------------------------------------------------------
+# Pure parts
+
+
+def test_series_reports_median_min_max() -> None:
+    series = Series("x", "us", [3.0, 1.0, 2.0])
+    assert (series.median, series.min, series.max) == (2.0, 1.0, 3.0)
+    assert series.as_dict()["samples"] == [3.0, 1.0, 2.0]
+
+
+def test_empty_series_is_not_measured() -> None:
+    row = Row("f", Series("x", "us"), Series("ref", "us", [1.0]), target=Target("<=", 2.0))
+    assert row.status == "n/a"
+    assert row.as_dict()["ratio"] is None
+
+
+def test_ratio_and_verdict_for_costs_and_throughputs() -> None:
+    cost = Row("f", Series("x", "us", [3.0, 3.0, 3.0]), Series("ref", "us", [2.0]), target=Target("<=", 2.0))
+    assert cost.ratio == pytest.approx(1.5)
+    assert cost.status == "met"
+    slow = Row("f", Series("x", "msg/s", [9.0]), Series("ref", "msg/s", [10.0]), target=Target(">=", 1.0))
+    assert slow.status == "MISSED"
+    info = Row("f", Series("x", "msg/s", [9.0]), Series("ref", "msg/s", [10.0]))
+    assert info.status == "info"
+
+
+def test_absolute_bound_judges_the_worst_run() -> None:
+    row = Row("f", Series("resume", "s", [0.2, 0.3, 1.4]), absolute=1.0, target=Target("<=", 1.0, on="max"))
+    assert row.ratio == pytest.approx(1.4)
+    assert row.status == "MISSED"
+
+
+def test_lost_messages_on_either_side_fail_a_target() -> None:
+    measured = Series("x", "msg/s", [20.0], problems=["3 lost"])
+    assert Row("f", measured, Series("ref", "msg/s", [10.0]), target=Target(">=", 1.0)).status == "MISSED"
+    reference = Series("ref", "msg/s", [10.0], problems=["1 duplicated"])
+    row = Row("f", Series("x", "msg/s", [20.0]), reference, target=Target(">=", 1.0))
+    assert row.status == "MISSED"
+    assert row.problems == ["ref: 1 duplicated"]
+
+
+def test_table_has_every_row_and_the_verdicts() -> None:
+    rows = [
+        Row(
+            "1. cost",
+            Series("pub", "us", [1.0, 2.0, 3.0]),
+            Series("dumps", "us", [1.0]),
+            target=Target("<=", 2.0),
+        ),
+        Row("6. resume", Series("first", "s", [0.5]), absolute=1.0, target=Target("<=", 1.0, on="max")),
+    ]
+    table = render_table(rows).splitlines()
+    assert len(table) == 4
+    assert "2.00 [1.00..3.00] us" in table[2]
+    assert "met" in table[2]
+    assert "<= 1 s (max)" in table[3]
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 50) == 50.0
+    assert percentile(values, 99) == 99.0
+    assert percentile([5.0], 99) == 5.0
+
+
+def test_sequence_check_counts_loss_duplicates_reordering_and_strays() -> None:
+    assert check_sequence([0, 1, 2], 3).ok
+    delivery = check_sequence([0, 2, 1, 1, 7, -1], 4)
+    assert (delivery.lost, delivery.duplicates, delivery.reordered, delivery.foreign) == (1, 1, 1, 2)
+    assert delivery.problems() == ["1 lost", "1 duplicated", "1 out of order", "2 unexpected"]
+
+
+def test_payloads_are_realistic_numbered_telemetry() -> None:
+    payloads = telemetry_payloads(3)
+    assert [seq_of(p) for p in payloads] == [0, 1, 2]
+    wire = encoded(payloads[2])
+    assert 200 <= len(wire) <= 300
+    assert seq_of_line(wire) == 2
+    assert seq_of_line(b"not json") == -1
+    assert json.loads(wire)["body"]["type"] == "TaskStateEvent"
+
+
+# ---------------------------------------------------------------------------------------------
+# Against a real broker: the throughput harness sees every message, and notices missing ones.
+
+
+def _bench(server: MosquittoServer) -> Bench:
+    return Bench(sizes=SMOKE, server=server, quiet=True)
+
+
+@pytest.mark.mosquitto
+@pytest.mark.asyncio
+@pytest.mark.parametrize("qos", [0, 1])
+async def test_throughput_run_counts_every_message(mosquitto: MosquittoServer, qos: int) -> None:
+    payloads = telemetry_payloads(200)
+    run = await measure_throughput(_bench(mosquitto), PahoPublisher(mosquitto, window=8), payloads, qos)
+    assert run.complete
+    assert run.delivery.ok, run.delivery.problems()
+    assert run.delivery.received == 200
+    assert run.rate > 0
+
+
+@pytest.mark.mosquitto
+def test_arrival_counter_notices_missing_messages(mosquitto: MosquittoServer) -> None:
+    topic = unique("bench-test/counter")
+    counter = ArrivalCounter(mosquitto, topic, expected=3, qos=1)
+    counter.start()
+    try:
+        for seq in (0, 2):
+            c_publish(mosquitto, topic, message=encoded(telemetry_payloads(3)[seq]))
+        arrivals = counter.wait(idle_timeout=0.3)
+    finally:
+        counter.close()
+    assert not arrivals.complete
+    assert arrivals.delivery.lost == 1
+    assert arrivals.delivery.received == 2
