@@ -86,7 +86,7 @@ class TaskSpec:
 def make_workflow(n_tasks: int, seed: int, speed: float = 1.0) -> list[TaskSpec]:
     """Chains of extract -> transform -> api_call -> load, `n_tasks` in all, the same for one `seed`.
 
-    About one task in thirteen fails (at least one); durations are 0.3-1.2 s divided by `speed`.
+    About one task in thirteen fails (at least one); durations are 0.4-1.5 s divided by `speed`.
     """
     rng = random.Random(seed)
     chains = math.ceil(n_tasks / len(STAGES))
@@ -101,7 +101,7 @@ def make_workflow(n_tasks: int, seed: int, speed: float = 1.0) -> list[TaskSpec]
             previous = task_id
     failing = set(rng.sample(range(n_tasks), max(1, n_tasks // 13)))
     return [
-        TaskSpec(task_id, name, round(rng.uniform(0.3, 1.2) / speed, 4), i in failing, depends_on)
+        TaskSpec(task_id, name, round(rng.uniform(0.4, 1.5) / speed, 4), i in failing, depends_on)
         for i, (task_id, name, depends_on) in enumerate(ids)
     ]
 

@@ -18,7 +18,7 @@ from cascade.connectors.protocol import (
 )
 from cascade.connectors.testing import InMemoryBroker, InMemoryConnector, Recorder
 
-SPEED = 40.0  # task durations 7.5-30 ms
+SPEED = 40.0  # task durations 10-37.5 ms
 
 
 def test_workflow_is_deterministic_per_seed(demo: Any) -> None:
