@@ -1,3 +1,11 @@
-"""Placeholder; see the package README."""
+"""The Cascade MQTT connector: `MqttConnector`, over MQTT 5 with aiomqtt.
 
-__all__: list[str] = []
+See docs/mqtt.md. `MosquittoServer` (module `cascade.connectors.mqtt.mosquitto`) runs a private
+Mosquitto for tests and demos; `FaultProxy` (module `cascade.connectors.mqtt.faults`) cuts or stalls
+connections on purpose.
+"""
+
+from ._connector import MqttConnector, MqttSubscription
+from ._url import InvalidUrlError
+
+__all__ = ["MqttConnector", "MqttSubscription", "InvalidUrlError"]

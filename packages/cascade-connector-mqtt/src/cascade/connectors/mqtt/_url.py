@@ -1,0 +1,153 @@
+"""Parsing ``mqtt://`` and ``mqtts://`` URLs into `MqttConnector` settings (no secrets in errors)."""
+
+from __future__ import annotations
+
+__all__ = ["InvalidUrlError", "parse_url", "redact_url"]
+
+import re
+import ssl
+from collections.abc import Callable
+from typing import Any, Final
+from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
+
+from cascade.connectors.protocol import ConnectorError
+
+
+class InvalidUrlError(ConnectorError, ValueError):
+    """A connection URL that cannot be used. `url` is the URL with its password replaced by ``***``;
+    `problem` says what is wrong.
+    """
+
+    def __init__(self, url: str, problem: str) -> None:
+        self.url = url
+        self.problem = problem
+        shown = f" {url!r}" if url else ""
+        super().__init__(f"invalid MQTT URL{shown}: {problem}")
+
+
+def _int(text: str) -> int:
+    if not re.fullmatch(r"[0-9]+", text):
+        raise ValueError(f"{text!r} is not a whole number")
+    return int(text)
+
+
+def _float(text: str) -> float:
+    if not re.fullmatch(r"[0-9]+(\.[0-9]*)?|\.[0-9]+", text):
+        raise ValueError(f"{text!r} is not a number of seconds")
+    return float(text)
+
+
+def _text(text: str) -> str:
+    return text
+
+
+_OPTIONS: Final[dict[str, Callable[[str], Any]]] = {
+    "client_id": _text,
+    "source": _text,
+    "keepalive": _int,
+    "max_buffered": _int,
+    "reconnect_min_delay": _float,
+    "reconnect_max_delay": _float,
+    "connect_timeout": _float,
+    "flush_timeout": _float,
+}
+_TLS_OPTIONS: Final = ("ca_file", "cert_file", "key_file")
+_SCHEMES: Final = {"mqtt": 1883, "mqtts": 8883}
+
+
+def redact_url(url: object) -> str:
+    """`url` with any password replaced by ``***`` (works on URLs that do not parse, too)."""
+    if not isinstance(url, str):
+        return ""
+    # user:password@ in the authority; the last '@' before the path ends it (passwords may hold '@').
+    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*:)[^/?#]*@", r"\1***@", url)
+
+
+def parse_url(url: object) -> dict[str, Any]:
+    """The `MqttConnector` keyword arguments described by `url`; raises `InvalidUrlError`."""
+    shown = redact_url(url)
+    if not isinstance(url, str):
+        raise InvalidUrlError("", f"must be a str, not {type(url).__name__}")
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise InvalidUrlError(shown, f"cannot be parsed ({exc})") from exc
+    scheme = parts.scheme.lower()
+    if scheme not in _SCHEMES:
+        found = f"{parts.scheme!r}" if parts.scheme else "none"
+        raise InvalidUrlError(shown, f"the scheme must be mqtt:// or mqtts://, not {found}")
+    host = parts.hostname
+    if not host:
+        raise InvalidUrlError(shown, "no host name (expected mqtt://host[:port])")
+    port = _port(parts, shown) or _SCHEMES[scheme]
+    if parts.path not in ("", "/"):
+        raise InvalidUrlError(
+            shown, f"unexpected path {parts.path!r} (options go in the query: ?option=value)"
+        )
+    if parts.fragment:
+        raise InvalidUrlError(shown, "unexpected '#fragment'")
+    options: dict[str, Any] = {"hostname": host, "port": port}
+    username = unquote(parts.username) if parts.username is not None else None
+    password = unquote(parts.password) if parts.password is not None else None
+    if username == "" and password is not None:
+        raise InvalidUrlError(shown, "a password needs a user name (mqtt://user:password@host)")
+    if username:
+        options["username"] = username
+        options["password"] = password
+    try:
+        query = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
+    except ValueError as exc:
+        raise InvalidUrlError(shown, f"malformed query string ({exc})") from exc
+    tls_files: dict[str, str] = {}
+    seen: set[str] = set()
+    for name, value in query:
+        if name in seen:
+            raise InvalidUrlError(shown, f"option {name!r} is given twice")
+        seen.add(name)
+        if not value:
+            raise InvalidUrlError(shown, f"option {name!r} has no value")
+        if name in _TLS_OPTIONS:
+            if scheme != "mqtts":
+                raise InvalidUrlError(shown, f"option {name!r} needs an mqtts:// URL")
+            tls_files[name] = value
+            continue
+        convert = _OPTIONS.get(name)
+        if convert is None:
+            known = ", ".join(sorted([*_OPTIONS, *_TLS_OPTIONS]))
+            raise InvalidUrlError(shown, f"unknown option {name!r} (known: {known})")
+        try:
+            options[name] = convert(value)
+        except ValueError as exc:
+            raise InvalidUrlError(shown, f"option {name!r}: {exc}") from exc
+    if scheme == "mqtts":
+        options["tls"] = _tls_context(tls_files, shown)
+    return options
+
+
+def _port(parts: SplitResult, shown: str) -> int | None:
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise InvalidUrlError(shown, "the port must be a number between 1 and 65535") from exc
+    if port == 0:
+        raise InvalidUrlError(shown, "the port must be a number between 1 and 65535")
+    return port
+
+
+def _tls_context(files: dict[str, str], shown: str) -> ssl.SSLContext:
+    if "key_file" in files and "cert_file" not in files:
+        raise InvalidUrlError(shown, "option 'key_file' needs 'cert_file'")
+    try:
+        context = ssl.create_default_context(cafile=files.get("ca_file"))
+    except (OSError, ssl.SSLError) as exc:
+        raise InvalidUrlError(
+            shown, f"option 'ca_file': cannot load {files.get('ca_file')!r} ({exc})"
+        ) from exc
+    if "cert_file" in files:
+        try:
+            context.load_cert_chain(files["cert_file"], files.get("key_file"))
+        except (OSError, ssl.SSLError) as exc:
+            raise InvalidUrlError(
+                shown, f"option 'cert_file': cannot load the client certificate ({exc})"
+            ) from exc
+    return context
