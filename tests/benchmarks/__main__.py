@@ -1,7 +1,7 @@
 """Run the benchmarks: ``hatch run bench`` (full) or ``hatch run bench-smoke`` (tiny sizes, for CI).
 
 Usage: ``python -m tests.benchmarks [--smoke] [--json] [--only FIGS] [--repeats N] [--messages N]
-[--markdown PATH] [--strict]`` from the repository root.
+[--markdown PATH] [--strict] [--profile PATH]`` from the repository root.
 
 Prints a progress log on stderr and the table on stdout (or the JSON document with ``--json``).
 Exit status: 1 if the harness failed, a figure could not be measured, or a connector lost, duplicated
@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import dataclasses
 import json
+import logging
+import pstats
 import sys
 import time
 import traceback
@@ -52,6 +55,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--markdown", default=None, help="also write the machine line and table here")
     parser.add_argument("--strict", action="store_true", help="exit 1 if any target is missed")
     parser.add_argument("--quiet", action="store_true", help="no progress log")
+    parser.add_argument(
+        "--profile", default=None, help="run under cProfile, write the stats here, print the top 30"
+    )
     args = parser.parse_args(argv)
     selected = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = [name for name in selected if name not in FIGURES]
@@ -80,11 +86,13 @@ async def _run(args: argparse.Namespace) -> int:
         for key in args.selected:
             title, figure = FIGURES[key]
             bench.log(f"== {title}")
+            figure_started = time.monotonic()
             try:
                 rows += await figure(bench)
             except Exception as exc:  # report and go on with the other figures
                 bench.errors.append(f"{key}: {type(exc).__name__}: {exc}")
                 bench.log(traceback.format_exc())
+            bench.log(f"   ({key}: {time.monotonic() - figure_started:.1f} s)")
     finally:
         await asyncio.to_thread(server.close)
     elapsed = time.monotonic() - started
@@ -126,7 +134,25 @@ async def _run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
-    return asyncio.run(_run(_parse(argv)))
+    args = _parse(argv)
+    # The connectors log expected events (the outage figure stops the broker on purpose) at WARNING.
+    logging.basicConfig(
+        level=logging.ERROR if args.quiet else logging.WARNING,
+        format="   log %(name)s %(levelname)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not args.profile:
+        return asyncio.run(_run(args))
+    # cProfile of this process (the event loop thread; paho's own thread is not included).
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        return asyncio.run(_run(args))
+    finally:
+        profiler.disable()
+        profiler.dump_stats(args.profile)
+        stats = pstats.Stats(profiler, stream=sys.stderr)
+        stats.sort_stats(pstats.SortKey.TIME).print_stats(30)
 
 
 if __name__ == "__main__":

@@ -12,21 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from typing import Any
 
 from cascade.connectors.protocol import Connector
 
 from ._bench import Bench
 from ._broker import BenchError, unique
-from ._connectors import (
-    ConnectorFactory,
-    memory_available,
-    memory_broker,
-    memory_factory,
-    mqtt_available,
-    mqtt_factory,
-)
+from ._connectors import ConnectorFactory, memory_broker, memory_factory, mqtt_factory
 from ._report import Row, Series, Target
 from ._workload import telemetry_payloads
 
@@ -147,22 +139,6 @@ async def _dispatch_rows(bench: Bench, name: str, factory: ConnectorFactory) -> 
 async def figure_dispatch(bench: Bench) -> list[Row]:
     """Rows for both connectors: cost at the largest subscription count vs the smallest."""
     rows: list[Row] = []
-    counts = bench.sizes.subscriptions
-    candidates: list[tuple[str, bool, Callable[[], ConnectorFactory]]] = [
-        ("InMemoryConnector", memory_available(), lambda: memory_factory(memory_broker())),
-        ("MqttConnector", mqtt_available(), lambda: mqtt_factory(bench.server)),
-    ]
-    for name, available, make in candidates:
-        if available:
-            rows += await _dispatch_rows(bench, name, make())
-        else:
-            rows.append(
-                Row(
-                    "4. dispatch per message",
-                    Series(f"{name}, {counts[-1]} subs", "us"),
-                    Series(f"{name}, {counts[0]} subs", "us"),
-                    target=Target("<=", 1.5),
-                    note=f"{name} not available",
-                )
-            )
+    rows += await _dispatch_rows(bench, "InMemoryConnector", memory_factory(memory_broker()))
+    rows += await _dispatch_rows(bench, "MqttConnector", mqtt_factory(bench.server))
     return rows

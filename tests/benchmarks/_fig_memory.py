@@ -11,14 +11,7 @@ import time
 
 from ._bench import Bench, Inbox
 from ._broker import unique
-from ._connectors import (
-    ConnectorFactory,
-    memory_available,
-    memory_broker,
-    memory_factory,
-    mqtt_available,
-    mqtt_factory,
-)
+from ._connectors import ConnectorFactory, memory_broker, memory_factory, mqtt_factory
 from ._report import Row, Series, Target
 from ._workload import Delivery, telemetry_payloads
 
@@ -54,11 +47,10 @@ async def figure_memory(bench: Bench) -> list[Row]:
     payloads: list[dict[str, object]] = list(telemetry_payloads(sizes.pair_messages))
     memory = Series("InMemoryConnector pair", "msg/s")
     mqtt = Series("MqttConnector pair", "msg/s")
-    runs: list[tuple[Series, ConnectorFactory]] = []
-    if memory_available():
-        runs.append((memory, memory_factory(memory_broker())))
-    if mqtt_available():
-        runs.append((mqtt, mqtt_factory(bench.server)))
+    runs: list[tuple[Series, ConnectorFactory]] = [
+        (memory, memory_factory(memory_broker())),
+        (mqtt, mqtt_factory(bench.server)),
+    ]
     for rep in range(sizes.repeats):
         parts = []
         for series, factory in runs:

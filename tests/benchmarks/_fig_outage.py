@@ -23,7 +23,7 @@ from cascade.connectors.protocol import Connector
 
 from ._bench import Bench
 from ._broker import BenchError, start_broker, unique
-from ._connectors import mqtt_available, mqtt_factory
+from ._connectors import mqtt_factory
 from ._report import Row, Series, Target
 from ._workload import telemetry_payload
 
@@ -114,30 +114,27 @@ async def figure_outage(bench: Bench) -> list[Row]:
     filled = Series("after max_buffered messages", "MB")
     resume = Series("first delivery after the broker's return", "s")
     rows_note = ""
-    if mqtt_available():
-        server = await asyncio.to_thread(start_broker)
-        try:
-            for rep in range(sizes.repeats):
-                fill_mb, all_mb, resume_s, dropped, bound = await outage_run(bench, server)
-                filled.add(fill_mb)
-                grown.add(all_mb)
-                resume.add(resume_s)
-                expected = sizes.outage_messages - bound
-                if dropped != expected:
-                    grown.problems.append(f"dropped {dropped}, expected {expected}")
-                rows_note = (
-                    f"max_buffered {bound}; {all_mb * 1e6 / bound:.0f} bytes per buffered message; "
-                    f"dropped {dropped}"
-                )
-                bench.log(
-                    f"[outage {rep + 1}/{sizes.repeats}] {fill_mb:.2f} MB after {bound}, "
-                    f"{all_mb:.2f} MB after {sizes.outage_messages}, dropped {dropped}, "
-                    f"first delivery {resume_s * 1e3:.0f} ms after the broker's return"
-                )
-        finally:
-            await asyncio.to_thread(server.close)
-    else:
-        rows_note = "MqttConnector not available"
+    server = await asyncio.to_thread(start_broker)
+    try:
+        for rep in range(sizes.repeats):
+            fill_mb, all_mb, resume_s, dropped, bound = await outage_run(bench, server)
+            filled.add(fill_mb)
+            grown.add(all_mb)
+            resume.add(resume_s)
+            expected = sizes.outage_messages - bound
+            if dropped != expected:
+                grown.problems.append(f"dropped {dropped}, expected {expected}")
+            rows_note = (
+                f"max_buffered {bound}; {all_mb * 1e6 / bound:.0f} bytes per buffered message; "
+                f"dropped {dropped}"
+            )
+            bench.log(
+                f"[outage {rep + 1}/{sizes.repeats}] {fill_mb:.2f} MB after {bound}, "
+                f"{all_mb:.2f} MB after {sizes.outage_messages}, dropped {dropped}, "
+                f"first delivery {resume_s * 1e3:.0f} ms after the broker's return"
+            )
+    finally:
+        await asyncio.to_thread(server.close)
     return [
         Row("6. outage memory", grown, filled, target=Target("<=", 1.25), note=rows_note),
         Row(

@@ -14,14 +14,7 @@ from typing import Any
 
 from ._bench import Bench
 from ._broker import unique
-from ._connectors import (
-    ConnectorFactory,
-    memory_available,
-    memory_broker,
-    memory_factory,
-    mqtt_available,
-    mqtt_factory,
-)
+from ._connectors import ConnectorFactory, memory_broker, memory_factory, mqtt_factory
 from ._report import Row, Series, Target
 from ._workload import telemetry_payload
 
@@ -67,11 +60,10 @@ async def figure_publish_cost(bench: Bench) -> list[Row]:
     reference = Series("json.dumps", "us")
     measured = Series("MqttConnector.publish(qos=0)", "us")
     memory = Series("InMemoryConnector.publish(qos=0)", "us")
-    factories: list[tuple[Series, ConnectorFactory]] = []
-    if mqtt_available():
-        factories.append((measured, mqtt_factory(bench.server)))
-    if memory_available():
-        factories.append((memory, memory_factory(memory_broker())))
+    factories: list[tuple[Series, ConnectorFactory]] = [
+        (measured, mqtt_factory(bench.server)),
+        (memory, memory_factory(memory_broker())),
+    ]
     for rep in range(sizes.repeats):
         reference.add(time_dumps(payload, sizes.publish_calls, sizes.publish_batch))
         for series, factory in factories:

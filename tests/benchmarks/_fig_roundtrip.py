@@ -21,7 +21,7 @@ from cascade.connectors.mqtt.mosquitto import MosquittoServer
 from ._bench import Bench, percentile
 from ._broker import BenchError, unique
 from ._clients import quiet_logger
-from ._connectors import ConnectorFactory, mqtt_available, mqtt_factory
+from ._connectors import ConnectorFactory, mqtt_factory
 from ._report import Row, Series, Target
 from ._workload import control_payload
 
@@ -118,17 +118,18 @@ async def figure_roundtrip(bench: Bench) -> list[Row]:
     sizes = bench.sizes
     raw_p50, raw_p99 = Series("raw aiomqtt pair p50", "ms"), Series("raw aiomqtt pair p99", "ms")
     con_p50, con_p99 = Series("MqttConnector p50", "ms"), Series("MqttConnector p99", "ms")
-    factory = mqtt_factory(bench.server) if mqtt_available() else None
+    factory = mqtt_factory(bench.server)
     for rep in range(sizes.repeats):
         raw = await raw_roundtrips(bench.server, sizes.roundtrips, sizes.roundtrip_warmup)
         raw_p50.add(percentile(raw, 50))
         raw_p99.add(percentile(raw, 99))
-        line = f"raw p50 {raw_p50.samples[-1]:.3f} ms p99 {raw_p99.samples[-1]:.3f} ms"
-        if factory is not None:
-            con = await connector_roundtrips(factory, sizes.roundtrips, sizes.roundtrip_warmup)
-            con_p50.add(percentile(con, 50))
-            con_p99.add(percentile(con, 99))
-            line += f"; connector p50 {con_p50.samples[-1]:.3f} ms p99 {con_p99.samples[-1]:.3f} ms"
+        con = await connector_roundtrips(factory, sizes.roundtrips, sizes.roundtrip_warmup)
+        con_p50.add(percentile(con, 50))
+        con_p99.add(percentile(con, 99))
+        line = (
+            f"raw p50 {raw_p50.samples[-1]:.3f} ms p99 {raw_p99.samples[-1]:.3f} ms; "
+            f"connector p50 {con_p50.samples[-1]:.3f} ms p99 {con_p99.samples[-1]:.3f} ms"
+        )
         bench.log(f"[round trip {rep + 1}/{sizes.repeats}] {line}")
     note = f"{sizes.roundtrips} round trips per run"
     return [

@@ -23,7 +23,7 @@ from ._clients import (
     Payloads,
     Publisher,
 )
-from ._connectors import ConnectorFactory, mqtt_available, mqtt_factory
+from ._connectors import ConnectorFactory, mqtt_factory
 from ._report import Row, Series, Target
 from ._workload import Delivery, telemetry_payloads
 
@@ -76,17 +76,14 @@ async def figure_throughput(bench: Bench) -> list[Row]:
     naive_payloads = payloads[: sizes.naive_messages]
     server = bench.server
     rows: list[Row] = []
-    have_connector = mqtt_available()
     for qos in (0, 1):
-        makers: list[tuple[str, Callable[[], Publisher]]] = []
-        if have_connector:
-            factory = mqtt_factory(server)
+        factory = mqtt_factory(server)
 
-            def make_connector(factory: ConnectorFactory = factory) -> Publisher:
-                return ConnectorPublisher("MqttConnector", factory, sizes.qos1_window)
+        def make_connector(factory: ConnectorFactory = factory) -> Publisher:
+            return ConnectorPublisher("MqttConnector", factory, sizes.qos1_window)
 
-            makers.append(("MqttConnector", make_connector))
-        makers += [
+        makers: list[tuple[str, Callable[[], Publisher]]] = [
+            ("MqttConnector", make_connector),
             ("paho-mqtt", lambda: PahoPublisher(server, sizes.qos1_window)),
             ("raw aiomqtt loop", lambda: AiomqttLoopPublisher(server)),
             ("one task per publish", lambda: NaiveTaskPublisher(server, sizes.naive_deadline)),
@@ -106,15 +103,13 @@ async def figure_throughput(bench: Bench) -> list[Row]:
         paho = series["paho-mqtt"]
         label = f"2. throughput qos{qos}"
         window = f"; qos1: {sizes.qos1_window} in flight" if qos == 1 else ""
-        connector = series.get("MqttConnector", Series("MqttConnector", "msg/s"))
         rows.append(
             Row(
                 label,
-                connector,
+                series["MqttConnector"],
                 paho,
                 target=Target(">=", 1.0),
-                note=f"{sizes.messages} messages{window}"
-                + ("" if have_connector else "; MqttConnector not available"),
+                note=f"{sizes.messages} messages{window}",
             )
         )
         for name in ("raw aiomqtt loop", "one task per publish", "C clients"):
