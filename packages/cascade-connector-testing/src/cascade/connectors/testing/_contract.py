@@ -48,10 +48,14 @@ from ._recorder import Recorder
 
 P = ParamSpec("P")
 
-DEFAULT_TIMEOUT = 5.0
-"""Seconds a contract test may take (generous for a real broker on loopback)."""
+DEFAULT_TIMEOUT = 10.0
+"""Seconds a contract test may take (generous for a real broker on loopback), times the scale."""
 OUTAGE_TIMEOUT = 20.0
-"""Seconds a test that stops and restarts the backend may take."""
+"""Seconds a test that stops and restarts the backend may take, times the scale."""
+WAIT = 5.0
+"""Seconds a test waits for one expected event (a delivery, a counter), times the scale."""
+OUTAGE_WAIT = 10.0
+"""Seconds a test waits for a reconnect-related event, times the scale."""
 FAST_RECONNECT: dict[str, Any] = {"reconnect_min_delay": 0.02, "reconnect_max_delay": 0.2}
 """Options the outage and drop tests pass so reconnects happen within a fraction of a second."""
 
@@ -61,21 +65,23 @@ def contract_test(
 ) -> Callable[[Callable[P, Awaitable[None]]], Callable[P, Coroutine[Any, Any, None]]]:
     """Mark an async contract test for pytest-asyncio (strict mode) and bound it by `timeout` seconds.
 
-    On timeout the test fails with an `AssertionError` naming the limit (pytest-timeout not needed).
+    The limit is multiplied by the test class's ``contract_timeout_scale``. On timeout the test fails
+    with an `AssertionError` naming the limit (pytest-timeout is not needed).
     """
 
     def decorate(test: Callable[P, Awaitable[None]]) -> Callable[P, Coroutine[Any, Any, None]]:
         @functools.wraps(test)
         async def bounded(*args: P.args, **kwargs: P.kwargs) -> None:
-            limit = asyncio.timeout(timeout)
+            scale = float(getattr(args[0], "contract_timeout_scale", 1.0)) if args else 1.0
+            limit = asyncio.timeout(timeout * scale)
             try:
                 async with limit:
                     await test(*args, **kwargs)
             except TimeoutError as exc:
                 if limit.expired():
                     raise AssertionError(
-                        f"{test.__name__} did not finish within {timeout:g} s: a delivery, reconnect or "
-                        "acknowledgement never happened (see the test's docstring for what it checks)"
+                        f"{test.__name__} did not finish within {timeout * scale:g} s: a delivery, "
+                        "reconnect or acknowledgement never happened (see the test's docstring)"
                     ) from exc
                 raise
 
@@ -115,8 +121,9 @@ class ContractKit:
     implements the sentinel technique.
     """
 
-    def __init__(self, harness: ContractHarness) -> None:
+    def __init__(self, harness: ContractHarness, scale: float = 1.0) -> None:
         self.harness = harness
+        self.scale = scale
         self.uid = uuid.uuid4().hex[:12]
         self.prefix = f"contract/{self.uid}"
         self._made: list[Connector] = []
@@ -146,7 +153,21 @@ class ContractKit:
         await made.connect()
         return made
 
-    async def sentinel(self, publisher: Connector, subscriber: Connector, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+    async def eventually(
+        self,
+        condition: Callable[[], bool | Awaitable[bool]],
+        timeout: float = WAIT,  # noqa: ASYNC109 (polls; scaled)
+        *,
+        message: str = "",
+    ) -> None:
+        """`eventually` with `timeout` multiplied by the suite's timeout scale."""
+        await eventually(condition, timeout * self.scale, message=message)
+
+    async def wait_for(self, recorder: Recorder, count: int, timeout: float = WAIT) -> None:  # noqa: ASYNC109
+        """`Recorder.wait_for` with `timeout` multiplied by the suite's timeout scale."""
+        await recorder.wait_for(count, timeout * self.scale)
+
+    async def sentinel(self, publisher: Connector, subscriber: Connector, timeout: float = WAIT) -> None:  # noqa: ASYNC109
         """Prove `subscriber` has dispatched everything `publisher` sent so far.
 
         Subscribes `subscriber` to a fresh marker topic, publishes a marker (QoS 1, so nothing sent
@@ -159,7 +180,7 @@ class ContractKit:
         seen = Recorder(f"sentinel {self._markers}")
         handle = await subscriber.subscribe(topic, seen)
         await publisher.publish(topic, {"sentinel": self._markers}, qos=1)
-        await eventually(
+        await self.eventually(
             lambda: len(seen) > 0,
             timeout,
             message=f"sentinel marker published on {topic!r} never reached the subscriber",
@@ -211,7 +232,7 @@ class ContractKit:
 
         async def close(connector: Connector) -> None:
             try:
-                async with asyncio.timeout(15.0):
+                async with asyncio.timeout(15.0 * max(1.0, self.scale)):
                     await connector.disconnect()
             except Exception as exc:  # teardown must go on; the failure is reported in the log
                 logging.getLogger(__name__).warning("disconnecting %r at teardown failed: %r", connector, exc)
@@ -226,7 +247,12 @@ class ConnectorContract:
     returning a `ContractHarness` (optionally also `SupportsInjectRaw`, `SupportsDrop`,
     `SupportsOutage`). Do not override the ``test_*`` methods: `test_contract_tests_are_not_overridden`
     fails if you do. Each test's docstring names the promise it checks and what to fix when it fails.
+
+    Set ``contract_timeout_scale`` on the subclass to stretch (slow CI) or shrink every timeout.
     """
+
+    contract_timeout_scale: float = 1.0
+    """Multiplies every timeout and wait of the suite."""
 
     @pytest_asyncio.fixture
     async def contract(self, harness: ContractHarness) -> AsyncIterator[ContractKit]:
@@ -235,7 +261,7 @@ class ConnectorContract:
             pytest.fail(
                 f"the harness fixture returned {harness!r}, which has no async new_connector(**options)"
             )
-        kit = ContractKit(harness)
+        kit = ContractKit(harness, scale=self.contract_timeout_scale)
         try:
             yield kit
         finally:
@@ -291,7 +317,7 @@ class ConnectorContract:
         topic = contract.topic("noop")
         await connector.subscribe(topic, received)
         await connector.publish(topic, {"n": 1})
-        await received.wait_for(1)
+        await contract.wait_for(received, 1)
         assert received.payloads == [{"n": 1}]
 
     @contract_test()
@@ -308,7 +334,7 @@ class ConnectorContract:
         topic = contract.topic("idempotent")
         await connector.subscribe(topic, received)
         await connector.publish(topic, {"n": 1})
-        await received.wait_for(1)
+        await contract.wait_for(received, 1)
         await contract.sentinel(connector, connector)
         assert received.payloads == [{"n": 1}], "one connect() too many produced duplicate deliveries"
         await connector.disconnect()
@@ -355,7 +381,7 @@ class ConnectorContract:
         new = Recorder("second-session callback")
         await connector.subscribe(topic, new)
         await publisher.publish(topic, {"n": 1})
-        await new.wait_for(1)
+        await contract.wait_for(new, 1)
         await contract.sentinel(publisher, connector)
         assert new.payloads == [{"n": 1}]
         assert old.payloads == [], "a subscription from before disconnect() came back to life after connect()"
@@ -393,7 +419,7 @@ class ConnectorContract:
                 with pytest.raises(PayloadError):
                     await publisher.publish(topic, payload, qos=qos)
         await publisher.publish(topic, {"ok": True})
-        await received.wait_for(1)
+        await contract.wait_for(received, 1)
         await contract.sentinel(publisher, subscriber)
         assert received.payloads == [{"ok": True}], "a rejected payload was sent anyway"
 
@@ -425,7 +451,7 @@ class ConnectorContract:
         }
         await publisher.publish(topic, payload)
         await publisher.publish(topic, MappingProxyType({"read_only": 1}))
-        await received.wait_for(2)
+        await contract.wait_for(received, 2)
         expected = json.loads(json.dumps(payload))
         assert received.payloads == [expected, {"read_only": 1}]
         assert all(type(p) is dict for p in received.payloads)
@@ -446,7 +472,7 @@ class ConnectorContract:
         await publisher.publish(topic, payload)
         payload["n"] = 2
         payload["items"].append(2)
-        await received.wait_for(1)
+        await contract.wait_for(received, 1)
         assert received.payloads == [{"n": 1, "items": [1]}]
 
     @contract_test()
@@ -473,7 +499,7 @@ class ConnectorContract:
         await subscriber.subscribe(topic, mutate)
         original = {"nested": {"list": [1]}}
         await publisher.publish(topic, original)
-        await eventually(lambda: len(seen) >= 2)
+        await contract.eventually(lambda: len(seen) >= 2)
         assert seen == [original, original], "one callback saw another callback's changes"
         assert objects[0] is not objects[1]
         assert objects[0]["nested"] is not objects[1]["nested"]
@@ -581,7 +607,7 @@ class ConnectorContract:
         await subscriber.subscribe(dollar, exact)
         await publisher.publish(dollar, {"t": "dollar"})
         await publisher.publish(plain, {"t": "plain"})
-        await exact.wait_for(1)
+        await contract.wait_for(exact, 1)
         await contract.sentinel(publisher, subscriber)
         assert exact.payloads == [{"t": "dollar"}]
         assert wildcard.payloads == [{"t": "plain"}], "a leading '+' matched a '$' topic"
@@ -603,7 +629,7 @@ class ConnectorContract:
         await subscriber.subscribe(topic, received)
         for i in range(300):
             await publisher.publish(topic, {"i": i})
-        await received.wait_for(300)
+        await contract.wait_for(received, 300)
         await contract.sentinel(publisher, subscriber)
         assert [p["i"] for p in received.payloads] == list(range(300))
 
@@ -620,7 +646,7 @@ class ConnectorContract:
         await connector.subscribe(topic, received)
         await connector.publish(topic, {"n": 1})
         await connector.publish(topic, {"n": 2}, qos=1)
-        await received.wait_for(2)
+        await contract.wait_for(received, 2)
         assert received.payloads == [{"n": 1}, {"n": 2}]
 
     @contract_test()
@@ -712,7 +738,7 @@ class ConnectorContract:
         await live.subscribe(topic, received)
         await publisher.publish(topic, {"pause": True}, qos=1, retain=True)
         await publisher.publish(topic, {}, qos=1, retain=True)
-        await received.wait_for(2)
+        await contract.wait_for(received, 2)
         assert received.payloads == [{"pause": True}, {}]
         assert stats_of(live).malformed == 0, "an empty payload was counted as malformed"
         late = await contract.connected()
@@ -754,7 +780,7 @@ class ConnectorContract:
             f"an existing subscription received the retained replay again: {second.messages}"
         )
         await publisher.publish(contract.topic("replay", "a"), {"name": "live"})
-        await eventually(lambda: len(first) == 3 and len(second) == 3 and len(third) == 3)
+        await contract.eventually(lambda: len(first) == 3 and len(second) == 3 and len(third) == 3)
 
     @contract_test()
     async def test_injected_empty_retained_payload_clears(self, contract: ContractKit) -> None:
@@ -772,7 +798,7 @@ class ConnectorContract:
         await live.subscribe(topic, received)
         assert received.payloads == [{"pause": True}]
         await inject.inject_raw(topic, b"", retain=True)
-        await received.wait_for(2)
+        await contract.wait_for(received, 2)
         assert received.payloads == [{"pause": True}, {}]
         assert stats_of(live).malformed == 0
         late = await contract.connected()
@@ -803,13 +829,13 @@ class ConnectorContract:
         wider_handle = await subscriber.subscribe(contract.topic("unsub", "#"), wider)
         await other.subscribe(topic, elsewhere)
         await publisher.publish(topic, {"n": 1})
-        await eventually(lambda: len(gone) == len(same) == len(wider) == len(elsewhere) == 1)
+        await contract.eventually(lambda: len(gone) == len(same) == len(wider) == len(elsewhere) == 1)
         await handle.unsubscribe()
         await publisher.publish(topic, {"n": 2})
-        await eventually(lambda: len(same) == len(wider) == len(elsewhere) == 2)
+        await contract.eventually(lambda: len(same) == len(wider) == len(elsewhere) == 2)
         await wider_handle.unsubscribe()
         await publisher.publish(topic, {"n": 3})
-        await eventually(lambda: len(same) == len(elsewhere) == 3)
+        await contract.eventually(lambda: len(same) == len(elsewhere) == 3)
         await contract.sentinel(publisher, subscriber)
         assert gone.payloads == [{"n": 1}], "a callback ran after its unsubscribe() returned"
         assert wider.payloads == [{"n": 1}, {"n": 2}], "a callback ran after its unsubscribe() returned"
@@ -830,7 +856,7 @@ class ConnectorContract:
         await handle.unsubscribe()
         await handle.unsubscribe()
         await publisher.publish(topic, {"n": 1})
-        await kept.wait_for(1)
+        await contract.wait_for(kept, 1)
         assert kept.payloads == [{"n": 1}]
 
     @contract_test()
@@ -883,11 +909,11 @@ class ConnectorContract:
         await subscriber.subscribe(topic, healthy)
         for i in range(3):
             await publisher.publish(topic, {"i": i})
-        await healthy.wait_for(3)
-        await eventually(lambda: len(failures) == 3)
+        await contract.wait_for(healthy, 3)
+        await contract.eventually(lambda: len(failures) == 3)
         assert failures == [0, 1, 2]
         assert healthy.payloads == [{"i": 0}, {"i": 1}, {"i": 2}]
-        await eventually(lambda: stats_of(subscriber).callback_errors == 3)
+        await contract.eventually(lambda: stats_of(subscriber).callback_errors == 3)
         assert any(
             topic in record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING
         ), "the callback error was not logged with the topic"
@@ -914,9 +940,9 @@ class ConnectorContract:
             await inject.inject_raw(topic, data)
         await inject.inject_raw(topic, b'{"ok": true}')
         await inject.inject_raw(topic, b"")
-        await received.wait_for(2)
+        await contract.wait_for(received, 2)
         assert received.payloads == [{"ok": True}, {}]
-        await eventually(lambda: stats_of(subscriber).malformed == len(bad))
+        await contract.eventually(lambda: stats_of(subscriber).malformed == len(bad))
         assert any(
             topic in record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING
         ), "the malformed message was not logged with the topic"
@@ -944,9 +970,9 @@ class ConnectorContract:
         await subscriber.subscribe(topic, stuck)
         for i in range(200):
             await publisher.publish(topic, {"i": i})
-        await eventually(lambda: len(received) >= 1)
+        await contract.eventually(lambda: len(received) >= 1)
         gate.set()
-        await eventually(lambda: len(received) == 200)
+        await contract.eventually(lambda: len(received) == 200)
         assert received == list(range(200))
 
     @contract_test()
@@ -988,7 +1014,7 @@ class ConnectorContract:
         await publisher.publish(topic, {"i": 499, "event": "ENGINE_STOPPED"})
         await publisher.disconnect()
         assert stats_of(publisher).dropped == 0
-        await received.wait_for(500)
+        await contract.wait_for(received, 500)
         assert [p["i"] for p in received.payloads] == list(range(500))
         assert received.payloads[-1]["event"] == "ENGINE_STOPPED"
 
@@ -1018,7 +1044,7 @@ class ConnectorContract:
         await subscriber.subscribe(topic, record)
         for i in range(300):
             await publisher.publish(topic, {"i": i})
-        await eventually(lambda: count >= 1)
+        await contract.eventually(lambda: count >= 1)
         await subscriber.disconnect()
         closed = True
         for i in range(300, 350):
@@ -1040,7 +1066,9 @@ class ConnectorContract:
         observer = await contract.connected()
         received = Recorder()
         await observer.subscribe(status_topic(source), received)
-        await eventually(lambda: bool(received.payloads) and _status(received.payloads[-1]) == "online")
+        await contract.eventually(
+            lambda: bool(received.payloads) and _status(received.payloads[-1]) == "online"
+        )
         status = StatusMessage.from_dict(received.payloads[-1])
         assert status.source == source
 
@@ -1059,9 +1087,9 @@ class ConnectorContract:
         received = Recorder()
         await observer.subscribe(status_topic(source), received)
         worker = await contract.connected(source=source)
-        await eventually(lambda: [_status(p) for p in received.payloads] == ["online"])
+        await contract.eventually(lambda: [_status(p) for p in received.payloads] == ["online"])
         await worker.disconnect()
-        await eventually(lambda: [_status(p) for p in received.payloads] == ["online", "offline"])
+        await contract.eventually(lambda: [_status(p) for p in received.payloads] == ["online", "offline"])
         late = await contract.connected()
         retained = Recorder()
         await late.subscribe(status_topic(source), retained)
@@ -1081,13 +1109,13 @@ class ConnectorContract:
         received = Recorder()
         await observer.subscribe(status_topic(source), received)
         worker = await contract.connected(source=source, **FAST_RECONNECT)
-        await eventually(lambda: [_status(p) for p in received.payloads] == ["online"])
+        await contract.eventually(lambda: [_status(p) for p in received.payloads] == ["online"])
         await drop.drop(worker)
-        await eventually(
+        await contract.eventually(
             lambda: [_status(p) for p in received.payloads] == ["online", "offline", "online"],
-            OUTAGE_TIMEOUT / 2,
+            OUTAGE_WAIT,
         )
-        await eventually(lambda: stats_of(worker).reconnects == 1)
+        await contract.eventually(lambda: stats_of(worker).reconnects == 1)
         late = await contract.connected()
         retained = Recorder()
         await late.subscribe(status_topic(source), retained)
@@ -1106,9 +1134,9 @@ class ConnectorContract:
         observer = await contract.connected(**FAST_RECONNECT)
         await contract.stop_backend()
         await contract.start_backend()
-        await eventually(
+        await contract.eventually(
             lambda: stats_of(worker).reconnects == 1 and stats_of(observer).reconnects == 1,
-            OUTAGE_TIMEOUT / 2,
+            OUTAGE_WAIT,
         )
 
         async def retained_online() -> bool:
@@ -1117,7 +1145,7 @@ class ConnectorContract:
             await handle.unsubscribe()
             return bool(seen.payloads) and _status(seen.payloads[-1]) == "online"
 
-        await eventually(retained_online, OUTAGE_TIMEOUT / 2)
+        await contract.eventually(retained_online, OUTAGE_WAIT)
 
     # ------------------------------------------------------------------ 11. resilience
 
@@ -1140,10 +1168,10 @@ class ConnectorContract:
         assert received.payloads == [{"state": "paused"}]
         await contract.stop_backend()
         await contract.start_backend()
-        await eventually(lambda: received.payloads == [{"state": "paused"}] * 2, OUTAGE_TIMEOUT / 2)
-        await eventually(lambda: stats_of(publisher).reconnects == 1, OUTAGE_TIMEOUT / 2)
+        await contract.eventually(lambda: received.payloads == [{"state": "paused"}] * 2, OUTAGE_WAIT)
+        await contract.eventually(lambda: stats_of(publisher).reconnects == 1, OUTAGE_WAIT)
         await publisher.publish(contract.topic("resub", "live"), {"live": True}, qos=1)
-        await eventually(lambda: received.payloads[-1:] == [{"live": True}])
+        await contract.eventually(lambda: received.payloads[-1:] == [{"live": True}])
         assert stats_of(subscriber).reconnects == 1
 
     @contract_test(OUTAGE_TIMEOUT)
@@ -1166,7 +1194,7 @@ class ConnectorContract:
         for i in range(50):
             await connector.publish(topic, {"i": i})
         await contract.start_backend()
-        await received.wait_for(50, OUTAGE_TIMEOUT / 2)
+        await contract.wait_for(received, 50, OUTAGE_WAIT)
         await contract.sentinel(connector, connector)
         assert [p["i"] for p in received.payloads] == list(range(50))
         assert stats_of(connector).dropped == 0
@@ -1187,10 +1215,10 @@ class ConnectorContract:
         received = Recorder()
         await subscriber.subscribe(topic, received)
         await contract.start_backend()
-        await eventually(lambda: received.payloads[:1] == [{"state": "retained"}], OUTAGE_TIMEOUT / 2)
-        await eventually(lambda: stats_of(publisher).reconnects == 1, OUTAGE_TIMEOUT / 2)
+        await contract.eventually(lambda: received.payloads[:1] == [{"state": "retained"}], OUTAGE_WAIT)
+        await contract.eventually(lambda: stats_of(publisher).reconnects == 1, OUTAGE_WAIT)
         await publisher.publish(topic, {"state": "live"})
-        await eventually(lambda: received.payloads[-1:] == [{"state": "live"}])
+        await contract.eventually(lambda: received.payloads[-1:] == [{"state": "live"}])
 
     @contract_test(OUTAGE_TIMEOUT)
     async def test_qos1_publish_waits_across_an_outage_and_is_never_dropped(
@@ -1217,7 +1245,7 @@ class ConnectorContract:
         assert not control.done(), "a qos 1 publish returned while the backend was down"
         await contract.start_backend()
         await control
-        await eventually(lambda: {"i": 29} in received.payloads, OUTAGE_TIMEOUT / 2)
+        await contract.eventually(lambda: {"i": 29} in received.payloads, OUTAGE_WAIT)
         await contract.sentinel(connector, connector)
         commands = [p for p in received.payloads if "command" in p]
         assert commands == [{"command": "pause"}], f"the qos 1 message was lost: {received.payloads}"
@@ -1244,7 +1272,7 @@ class ConnectorContract:
         for i in range(150):
             await connector.publish(topic, {"i": i})
         await contract.start_backend()
-        await eventually(lambda: {"i": 149} in received.payloads, OUTAGE_TIMEOUT / 2)
+        await contract.eventually(lambda: {"i": 149} in received.payloads, OUTAGE_WAIT)
         stats = stats_of(connector)
         assert stats.published == 150
         assert stats.dropped == 50
@@ -1267,9 +1295,9 @@ class ConnectorContract:
         received = Recorder()
         await subscriber.subscribe(topic, received)
         await drop.drop(subscriber)
-        await eventually(lambda: received.payloads == [{"state": "retained"}] * 2, OUTAGE_TIMEOUT / 2)
+        await contract.eventually(lambda: received.payloads == [{"state": "retained"}] * 2, OUTAGE_WAIT)
         await publisher.publish(topic, {"state": "live"})
-        await eventually(lambda: received.payloads[-1:] == [{"state": "live"}])
+        await contract.eventually(lambda: received.payloads[-1:] == [{"state": "live"}])
         assert stats_of(subscriber).reconnects == 1
         assert stats_of(publisher).reconnects == 0
 
@@ -1301,8 +1329,8 @@ class ConnectorContract:
         await connector.subscribe(topic, broken)
         for i in range(3):
             await connector.publish(topic, {"i": i})
-        await received.wait_for(3)
-        await eventually(lambda: stats_of(connector).delivered == 6)
+        await contract.wait_for(received, 3)
+        await contract.eventually(lambda: stats_of(connector).delivered == 6)
         snapshot = stats_of(connector)
         assert (snapshot.published, snapshot.delivered, snapshot.callback_errors) == (3, 6, 3)
         assert (snapshot.dropped, snapshot.malformed, snapshot.reconnects) == (0, 0, 0)
