@@ -728,9 +728,13 @@ class MqttConnector:
         link = self._link
         if link is None:
             return
-        self._flush()
-        link.write_now()
-        self._flush()
+        for _ in range(8):
+            before = len(self._queue)
+            self._flush()
+            link.write_now()
+            self._flush()
+            if link.lost or len(self._queue) < self._max_buffered // 2 or len(self._queue) >= before:
+                return
 
     def _send_qos1(self, link: Link, entry: _Entry) -> bool:
         mid = link.publish_qos1(entry[0], entry[1], entry[2])
