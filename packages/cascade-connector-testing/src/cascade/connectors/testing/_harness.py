@@ -50,6 +50,8 @@ class SupportsDrop(Protocol):
     async def drop(self, connector: Connector) -> None:
         """Abruptly lose `connector`'s connection. The backend publishes its ``offline`` last will and
         the connector reconnects by itself. Returns once the connection is cut.
+
+        The suite then only waits (for the will, the reconnect, re-delivered retained state).
         """
         ...
 
@@ -59,7 +61,12 @@ class SupportsOutage(Protocol):
     """Capability: stop and restart the whole backend. Retained state must survive the restart."""
 
     async def stop_backend(self) -> None:
-        """Stop the backend; every connector loses its connection. Returns once it is down."""
+        """Stop the backend; every connector loses its connection. Returns once it is down.
+
+        Best return only once the connectors noticed (for example by waiting until each one reports
+        itself disconnected): the suite publishes right after this returns and expects those
+        messages to be buffered, not written into a connection that is about to fail.
+        """
         ...
 
     async def start_backend(self) -> None:
