@@ -227,6 +227,7 @@ class SimulatedEngine:
                 await self._set_state(spec, TaskState.PENDING)
             while True:
                 self._wake.clear()
+                self._refresh_paused(time.monotonic())  # a pause may have expired
                 delay = await self._start_ready()
                 self._check_still()
                 if self.finished == len(self.workflow):
@@ -331,22 +332,34 @@ class SimulatedEngine:
             self.notify(f"engine: ignored an unreadable constraint ({exc})")
             return
         now = time.monotonic()
-        paused = all(self.book.is_paused(name, self.project) for name in self._names)
-        if paused and not self.paused:
-            scope = constraint.scope if constraint is not None else "?"
-            self.report.pauses.append(PauseEpisode(scope, now, len(self._running)))
-            self.notify(f"engine: paused by {scope}; {len(self._running)} running task(s) may finish")
-        elif self.paused and not paused:
-            self.report.pauses[-1].resumed_at = now
-            self.still.clear()
-            self.notify("engine: resumed")
-        self.paused = paused
+        self._refresh_paused(now)
         limit = self.book.effective_concurrency(self._names[0], self.project) if self._names else None
-        if limit is not None and limit != self.report.cap:
+        if constraint is not None and limit is not None and limit != self.report.cap:
             self.report.cap, self.report.cap_observed_at = limit, now
             self.report.max_running_after_cap = 0
             self.notify(f"engine: concurrency capped at {limit} ({len(self._running)} running now)")
         self._wake.set()
+
+    def _refresh_paused(self, now: float) -> None:
+        """Track whether every task is paused (a constraint arrived, was cleared, or expired)."""
+        scope = self._pause_scope()
+        if scope is not None and not self.paused:
+            self.report.pauses.append(PauseEpisode(scope, now, len(self._running)))
+            self.notify(f"engine: paused by {scope}; {len(self._running)} running task(s) may finish")
+        elif scope is None and self.paused:
+            self.report.pauses[-1].resumed_at = now
+            self.still.clear()
+            self.notify("engine: resumed")
+        self.paused = scope is not None
+
+    def _pause_scope(self) -> str | None:
+        """The scope of a pause holding every task of the workflow, or None."""
+        if not self._names or not all(self.book.is_paused(name, self.project) for name in self._names):
+            return None
+        for constraint in self.book.applicable(self._names[0], self.project):
+            if constraint.type is ConstraintType.PAUSE:
+                return constraint.scope
+        return None  # pragma: no cover - is_paused said a pause applies
 
     # -- telemetry ---------------------------------------------------------------------------------
 
@@ -630,6 +643,16 @@ async def run_demo(options: Options, transport: Transport, out: TextIO) -> dict[
     async with _connected(watcher_conn), _connected(operator_conn):
         watcher = Watcher(watcher_conn, options.project, say, verbose=options.verbose)
         await watcher.start()
+        names = sorted({spec.name for spec in workflow})
+        foreign = {
+            c.scope for name in names for c in watcher.state.constraints.applicable(name, options.project)
+        }
+        if foreign:
+            scopes = ", ".join(sorted(foreign))
+            say(
+                f"note: constraints already in force on this broker apply to the demo ({scopes});"
+                " the engine obeys them (see cascade-mqtt constraints)"
+            )
         async with _connected(engine_conn):
             engine = SimulatedEngine(
                 engine_conn,
@@ -693,10 +716,12 @@ def _summary(
 ) -> dict[str, Any]:
     run = next(r for r in watcher.state.runs.values() if r.run_id == run_id)
     parts = dict(zip(("engine", "operator", "watcher"), (_stats(c) for c in connectors), strict=True))
-    pause: dict[str, Any] = {"observed": bool(report.pauses)}
-    if report.pauses and operator.pause_sent_at is not None:
-        episode = report.pauses[0]
-        sent = operator.pause_sent_at
+    sent = operator.pause_sent_at
+    # The operator's pause: the first episode that began after its command (not an earlier pause
+    # already in force on the broker).
+    episode = next((e for e in report.pauses if sent is not None and e.observed_at >= sent), None)
+    pause: dict[str, Any] = {"observed": episode is not None}
+    if episode is not None and sent is not None:
         pause.update(
             scope=episode.scope,
             command_to_ack_ms=_round_ms(operator.pause_acked_at, sent),
@@ -705,12 +730,11 @@ def _summary(
             drained=episode.running_when_observed,
             started_while_paused=episode.started_while_paused,
         )
-    held_from = _wall_of(report.pauses[0].still_at) if report.pauses else None
-    held_to = _wall_of(report.pauses[0].resumed_at) if report.pauses else None
-    if held_from is not None and held_to is not None:
-        pause["running_seen_while_held"] = sum(
-            1 for ts in watcher.running_stamped if held_from < ts < held_to - 0.001
-        )
+        held_from, held_to = _wall_of(episode.still_at), _wall_of(episode.resumed_at)
+        if held_from is not None and held_to is not None:
+            pause["running_seen_while_held"] = sum(
+                1 for ts in watcher.running_stamped if held_from < ts < held_to - 0.001
+            )
     return {
         "seed": options.seed,
         "tasks": options.tasks,
@@ -786,7 +810,10 @@ def _format_summary(summary: dict[str, Any]) -> str:
             f" {pause['started_while_paused']} started while paused)",
         ]
     else:
-        lines.append("  pause -> still       the engine never held still under the pause")
+        lines.append(
+            "  pause -> still       not measured: the engine was already held by another pause"
+            " (see cascade-mqtt constraints)"
+        )
     if cap["limit"] is not None:
         lines.append(
             f"  concurrency cap      {cap['limit']}: at most {cap['max_running_after_cap']} running"
@@ -852,7 +879,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("demo: interrupted", file=sys.stderr)
         return 130
-    except (ConnectorError, TimeoutError) as exc:
+    except TimeoutError:
+        print(
+            "demo: error: the demo did not finish within 120 s "
+            "(is its engine held by a constraint? see cascade-mqtt constraints)",
+            file=sys.stderr,
+        )
+        return 1
+    except ConnectorError as exc:
         print(f"demo: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     finally:

@@ -197,3 +197,8 @@ async def test_an_expiring_pause_releases_the_engine_by_itself(demo: Any) -> Non
         report = await asyncio.wait_for(engine.run(), 30)  # nobody resumes: the TTL does
     assert sum(report.counts().values()) == 16
     assert report.starts
+    (episode,) = report.pauses
+    assert episode.scope == "global"
+    assert episode.resumed_at is not None  # the expiry ended the episode, with no message
+    assert episode.started_while_paused == 0
+    assert all(t >= episode.resumed_at for t, _ in report.starts)
