@@ -324,9 +324,9 @@ def test_watch_exits_0_on_sigterm_too(
         (["pause", "task:"], "invalid scope 'task:'"),
         (["limit", "global", "--rate", "ten per second"], "invalid rate"),
         (["pause", "global", "--ttl", "0"], "invalid TTL '0'"),
-        (["--url", "http://127.0.0.1:1883", "status"], "invalid URL"),
-        (["--url", "mqtt://127.0.0.1:99999", "status"], "invalid URL"),
-        (["--url", "mqtt://alice:hunter2@127.0.0.1:notaport", "status"], "invalid URL"),
+        (["--url", "http://127.0.0.1:1883", "status"], "URL"),
+        (["--url", "mqtt://127.0.0.1:99999", "status"], "URL"),
+        (["--url", "mqtt://alice:hunter2@127.0.0.1:notaport", "status"], "URL"),
         (["limit", "global"], "one of the arguments --concurrency --rate is required"),
         (["bogus"], "invalid choice"),
     ],
@@ -345,7 +345,7 @@ def test_unreachable_broker_exits_3() -> None:
     done = run_cli("--url", url, "pause", "global")
     assert done.returncode == 3
     assert_one_clean_error_line(done.stderr)
-    assert "cannot reach the broker at mqtt://127.0.0.1:" in done.stderr
+    assert "cannot reach the broker: " in done.stderr
 
 
 def test_a_broker_that_never_answers_exits_3() -> None:
@@ -367,9 +367,9 @@ def test_refused_credentials_exit_4_without_printing_the_password(
     done = run_cli("--url", bad, "pause", "global")
     assert done.returncode == 4
     assert_one_clean_error_line(done.stderr)
-    assert "refused the credentials" in done.stderr
+    assert "rejected the credentials" in done.stderr
+    assert "check the user name and password" in done.stderr
     assert "wr0ng-pa55" not in done.stderr
-    assert "mqtt://alice:***@127.0.0.1" in done.stderr
     good = run_cli("--url", f"mqtt://alice:correct-horse@127.0.0.1:{server.port}", "constraints")
     assert good.returncode == 0, good.stderr
 
@@ -381,6 +381,7 @@ def test_tls_failure_exits_5_and_a_ca_file_fixes_it(
     done = run_cli("--url", f"mqtts://localhost:{server.tls_port}", "status")
     assert done.returncode == 5
     assert_one_clean_error_line(done.stderr)
-    assert "TLS" in done.stderr
+    assert done.stderr.startswith("cascade-mqtt: error: TLS failed: ")
+    assert "ca_file" in done.stderr
     trusted = run_cli("--url", f"mqtts://localhost:{server.tls_port}?ca_file={tls_files.ca_file}", "status")
     assert trusted.returncode == 0, trusted.stderr

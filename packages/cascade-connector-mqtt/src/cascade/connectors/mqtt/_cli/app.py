@@ -60,6 +60,9 @@ exit codes: 0 ok, 1 internal error, 2 invalid input, 3 broker unreachable or not
 """
 
 
+_SCOPE_HELP = "'global', 'task:NAME' or 'project:NAME'"
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line on stderr (exit code 2)."""
 
@@ -110,14 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--json", action="store_true", help="one JSON object per event and line")
 
     pause = commands.add_parser("pause", parents=[common], help="stop tasks in SCOPE from starting")
-    pause.add_argument("scope", metavar="SCOPE")
+    pause.add_argument("scope", metavar="SCOPE", help=_SCOPE_HELP)
     pause.add_argument("--ttl", metavar="SECONDS", help="expire after this many seconds")
 
     resume = commands.add_parser("resume", parents=[common], help="clear the constraint on SCOPE")
-    resume.add_argument("scope", metavar="SCOPE")
+    resume.add_argument("scope", metavar="SCOPE", help=_SCOPE_HELP)
 
     limit = commands.add_parser("limit", parents=[common], help="cap concurrency or start rate in SCOPE")
-    limit.add_argument("scope", metavar="SCOPE")
+    limit.add_argument("scope", metavar="SCOPE", help=_SCOPE_HELP)
     cap = limit.add_mutually_exclusive_group(required=True)
     cap.add_argument("--concurrency", metavar="N", help="at most N tasks of SCOPE running at once")
     cap.add_argument("--rate", metavar="N/s|N/m|N/h", help="at most N task starts per second/minute/hour")
@@ -182,7 +185,8 @@ def _connector_factory(url: str, timeout: float) -> ConnectorFactory:
             url, source=cli_source(), connect_timeout=timeout, flush_timeout=timeout
         )
     except (ValueError, ConnectorError, OSError) as exc:
-        raise CliError(ExitCode.USAGE, f"invalid URL {shown}: {exc}") from exc
+        text = str(exc)
+        raise CliError(ExitCode.USAGE, text if "URL" in text else f"invalid URL {shown}: {text}") from exc
 
     def factory() -> Connector:
         return connector

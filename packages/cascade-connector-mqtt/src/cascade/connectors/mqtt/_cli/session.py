@@ -19,11 +19,11 @@ ConnectorFactory = Callable[[], Connector]
 _log = logging.getLogger("cascade.connectors.mqtt.cli")
 
 _REASONS: dict[str, tuple[ExitCode, str]] = {
-    "unreachable": (ExitCode.UNREACHABLE, "cannot reach the broker at {url}"),
-    "timeout": (ExitCode.UNREACHABLE, "the broker at {url} did not answer in time"),
-    "auth": (ExitCode.AUTH, "the broker at {url} refused the credentials (check the user and password)"),
-    "tls": (ExitCode.TLS, "TLS with the broker at {url} failed (for a private CA add ?ca_file=PATH)"),
-    "refused": (ExitCode.BROKER, "the broker at {url} refused the connection"),
+    "unreachable": (ExitCode.UNREACHABLE, "cannot reach the broker: {detail}"),
+    "timeout": (ExitCode.UNREACHABLE, "the broker did not answer in time: {detail}"),
+    "auth": (ExitCode.AUTH, "{detail} (check the user name and password)"),
+    "tls": (ExitCode.TLS, "TLS failed: {detail} (for a private CA add ?ca_file=PATH to the URL)"),
+    "refused": (ExitCode.BROKER, "the broker refused the connection: {detail}"),
 }
 
 
@@ -59,8 +59,8 @@ class Session:
             ) from exc
         except ConnectionFailedError as exc:
             await self._close()
-            code, text = _REASONS.get(exc.reason, (ExitCode.BROKER, "connecting to {url} failed"))
-            raise CliError(code, f"{text.format(url=self._url)}: {exc.detail}") from exc
+            code, text = _REASONS.get(exc.reason, (ExitCode.BROKER, "connecting failed: {detail}"))
+            raise CliError(code, text.format(detail=exc.detail)) from exc
         except ConnectorError as exc:
             await self._close()
             raise CliError(ExitCode.BROKER, f"connecting to {self._url} failed: {exc}") from exc
