@@ -71,6 +71,7 @@ class ForgetfulConnector(AuditedConnector):
         return handle
 
 
+# --8<-- [start:harness]
 class AuditedHarness:
     """Contract harness: wraps `InMemoryHarness` connectors in `connector_class`; every capability."""
 
@@ -96,3 +97,6 @@ class AuditedHarness:
 
     async def aclose(self) -> None:
         await self.backend.aclose()
+
+
+# --8<-- [end:harness]

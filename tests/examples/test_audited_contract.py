@@ -11,12 +11,16 @@ from cascade.connectors.testing import ConnectorContract, Recorder
 from .audited_connector import AuditedConnector, AuditedHarness, AuditEntry
 
 
+# --8<-- [start:subclass]
 class TestAuditedConnectorContract(ConnectorContract):
     @pytest_asyncio.fixture
     async def harness(self) -> AsyncIterator[AuditedHarness]:
         harness = AuditedHarness()
         yield harness
         await harness.aclose()
+
+
+# --8<-- [end:subclass]
 
 
 @pytest.mark.asyncio
