@@ -539,3 +539,33 @@ async def test_fixture_connector_is_connected_and_on_the_fixture_broker(
     assert online(memory_connector)
     assert memory_connector.broker is memory_broker
     assert memory_broker.connected == (memory_connector,)
+
+
+@pytest.mark.asyncio
+async def test_a_callback_cancelled_by_itself_does_not_kill_the_dispatcher(
+    memory_connector: InMemoryConnector,
+) -> None:
+    received = Recorder()
+
+    async def cancelled(_topic: str, _payload: dict[str, Any]) -> None:
+        raise asyncio.CancelledError
+
+    await memory_connector.subscribe("t", cancelled)
+    await memory_connector.subscribe("t", received)
+    await memory_connector.publish("t", {"n": 1})
+    await memory_connector.publish("t", {"n": 2})
+    await memory_connector.broker.settle()
+    assert received.payloads == [{"n": 1}, {"n": 2}]
+    assert memory_connector.stats.callback_errors == 2
+
+
+@pytest.mark.asyncio
+async def test_close_restarts_a_stopped_broker_so_queues_flush(memory_broker: InMemoryBroker) -> None:
+    connector = make(memory_broker, "a")
+    await connector.connect()
+    await memory_broker.stop()
+    await connector.publish("t", {"n": 1})
+    await memory_broker.close()
+    assert memory_broker.running
+    assert connector.stats.dropped == 0
+    assert [r.topic for r in memory_broker.history][-2:] == ["t", status_topic("a")]

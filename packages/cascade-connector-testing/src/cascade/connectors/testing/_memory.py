@@ -266,7 +266,11 @@ class InMemoryBroker:
         self._route(topic, data, 0, retain, None, record=record)
 
     async def close(self) -> None:
-        """Disconnect every connector of this broker that is still connected (fixture teardown)."""
+        """Start the broker if it is stopped, then disconnect every connector still connected to it.
+
+        Meant for teardown (the ``memory_broker`` fixture calls it).
+        """
+        await self.start()
         await asyncio.gather(*(conn.disconnect() for conn in list(self._members)))
 
     # ------------------------------------------------------------------ internals used by connectors
@@ -913,6 +917,11 @@ class InMemoryConnector:
                         await sub.callback(topic, payload)
                     except Exception:
                         self._callback_failed(sub, topic)
+                    except asyncio.CancelledError:
+                        task = asyncio.current_task()
+                        if self._gen != gen or (task is not None and task.cancelling()):
+                            raise  # disconnect() is stopping this dispatcher
+                        self._callback_failed(sub, topic)  # the callback's own cancellation
                     if self._gen != gen:
                         return
             await asyncio.sleep(0)
