@@ -28,22 +28,27 @@ _ENGINE_STYLE = {"running": "green", "stopped": "dim", "unknown": "yellow"}
 
 def render(state: WatchState, *, title: str, now: float, max_runs: int = 15) -> RenderableType:
     """The whole view: runs, constraints, workers, recent failures, and a footer. `now` in Unix s."""
-    runs = Table(title=title, title_justify="left", expand=True)
-    runs.add_column("run")
-    runs.add_column("engine")
-    for task_state in TASK_STATES:
-        runs.add_column(task_state.value.lower(), justify="right", style=_STATE_STYLE[task_state])
-    runs.add_column("last event", style="dim")
-    for run in state.recent_runs(max_runs):
+    recent = state.recent_runs(max_runs)
+    # BLOCKED is rare: its column appears only when some run has blocked tasks.
+    shown = [s for s in TASK_STATES if s is not TaskState.BLOCKED or any(r.counts()[s] for r in recent)]
+    runs = Table(title=Text(title), title_justify="left", expand=True)
+    runs.add_column("run", no_wrap=True, min_width=12, ratio=1)
+    runs.add_column("engine", no_wrap=True)
+    for task_state in shown:
+        runs.add_column(
+            task_state.value.lower(), justify="right", style=_STATE_STYLE[task_state], no_wrap=True
+        )
+    runs.add_column("last (UTC)", style="dim", no_wrap=True)
+    for run in recent:
         counts = run.counts()
         runs.add_row(
-            run.name,
+            Text(run.name),
             Text(run.engine, style=_ENGINE_STYLE[run.engine]),
-            *(str(counts[s]) if counts[s] else "" for s in TASK_STATES),
-            run.last_ts,
+            *(str(counts[s]) if counts[s] else "" for s in shown),
+            Text(_clock_time(run.last_ts)),
         )
     if not state.runs:
-        runs.add_row("(waiting for telemetry)", "", *("" for _ in TASK_STATES), "")
+        runs.add_row("(waiting for telemetry)", "", *("" for _ in shown), "")
     parts: list[RenderableType] = [runs]
 
     active = state.constraints.active()
@@ -53,9 +58,9 @@ def render(state: WatchState, *, title: str, now: float, max_runs: int = 15) -> 
             table.add_column(column)
         for c in active:
             table.add_row(
-                c.scope,
+                Text(c.scope),
                 Text(describe_constraint(c.type.value, c.params), style="bold yellow"),
-                describe_params(c.params),
+                Text(describe_params(c.params)),
                 time_left(c.expires_at, now),
             )
         parts.append(table)
@@ -66,19 +71,31 @@ def render(state: WatchState, *, title: str, now: float, max_runs: int = 15) -> 
             table.add_column(column)
         for worker in sorted(state.workers.values(), key=lambda w: (w.status != "online", w.source)):
             style = "green" if worker.status == "online" else "red"
-            table.add_row(worker.source, Text(worker.status, style=style), worker.ts)
+            table.add_row(Text(worker.source), Text(worker.status, style=style), Text(worker.ts))
         parts.append(table)
 
     if state.failures:
         table = Table(title="recent failures", title_justify="left", expand=True)
-        for column in ("time", "run", "task", "error"):
+        for column in ("time (UTC)", "run", "task", "error"):
             table.add_column(column)
         for failure in reversed(state.failures):
-            table.add_row(failure.ts, failure.run, f"{failure.task_name} [{failure.task_id}]", failure.error)
+            table.add_row(
+                Text(_clock_time(failure.ts)),
+                Text(failure.run),
+                Text(f"{failure.task_name} [{failure.task_id}]"),
+                Text(failure.error),
+            )
         parts.append(table)
 
+    # Every text that comes from the wire is a Text, never markup: "[red]" in an error stays literal.
     footer = f"{state.messages} messages"
     if state.malformed:
         footer += f", {state.malformed} malformed skipped (last: {state.last_problem})"
-    parts.append(Text(footer + "   Ctrl-C to exit", style="dim"))
+    parts.append(Text(footer + "   Ctrl-C to exit", style="dim"))  # a Text: the problem may hold "["
     return Group(*parts)
+
+
+def _clock_time(ts: str) -> str:
+    """``12:00:02`` from an ISO 8601 timestamp (UTC), for narrow columns."""
+    _, _, clock = ts.partition("T")
+    return clock[:8] if clock else ts
