@@ -119,6 +119,7 @@ def test_passwords_are_masked() -> None:
 
 def test_text_helpers() -> None:
     assert format_table(["A", "BB"], [["xyz", "1"], ["q", ""]]) == "A    BB\nxyz  1\nq"
+    assert format_table(["A"], [["x\x1b[2J\ny"]]) == "A\nx?[2J?y"
     assert [format_seconds(s) for s in (0, 0.2, 59, 61, 3600 + 61)] == ["0s", "1s", "59s", "1m 01s", "1h 01m"]
     assert time_left(None, 0) == "never"
     assert time_left(100.0, 40.0) == "1m 00s"

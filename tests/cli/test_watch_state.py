@@ -290,3 +290,16 @@ def test_hidden_sources_are_ignored_not_counted() -> None:
     assert list(state.workers) == ["w1"]
     assert state.malformed == 0
     assert state.messages == 1
+
+
+def test_plain_lines_cannot_carry_terminal_control_characters() -> None:
+    state = WatchState()
+    nasty = task(
+        "t\x1b[2J", TaskState.FAILED, name="x\rforged line\n", error="boom\x1b]0;title\x07 \u009b31m"
+    )
+    event = state.on_message(*telemetry(nasty))
+    assert event is not None
+    line = format_event(event)
+    assert all(ch >= " " and not ("\x7f" <= ch <= "\x9f") for ch in line)
+    assert "forged line" in line
+    assert line.endswith(": boom?]0;title? ?31m")

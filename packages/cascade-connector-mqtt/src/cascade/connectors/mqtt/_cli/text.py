@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-__all__ = ["format_table", "format_seconds", "time_left", "describe_params"]
+__all__ = ["format_table", "format_seconds", "time_left", "describe_params", "printable"]
 
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+_CONTROLS = {c: "?" for c in [*range(0x00, 0x20), *range(0x7F, 0xA0)]}
+
+
+def printable(text: str) -> str:
+    """`text` safe for a terminal: every C0/C1 control character (escape, CR, LF...) becomes ``?``."""
+    return text.translate(_CONTROLS)
+
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Columns padded to their widest cell, two spaces apart; no trailing spaces."""
+    """Columns padded to their widest cell, two spaces apart; no trailing spaces; cells `printable`."""
+    rows = [[printable(cell) for cell in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in rows:
         for i, cell in enumerate(row):

@@ -52,6 +52,8 @@ from cascade.connectors.protocol import (
     topic_matches,
 )
 
+from .text import printable
+
 EventKind = Literal["task", "engine", "resource", "unknown", "worker", "constraint"]
 EngineState = Literal["running", "stopped", "unknown"]
 
@@ -277,7 +279,15 @@ class WatchState:
 
 
 def format_event(event: WatchEvent) -> str:
-    """One human-readable line for ``watch --plain``."""
+    """One human-readable line for ``watch --plain``.
+
+    Text from the wire is made safe for a terminal: control characters (escape sequences, line
+    breaks) become spaces or ``?``, so a message cannot forge lines or drive the terminal.
+    """
+    return printable(_format_event(event))
+
+
+def _format_event(event: WatchEvent) -> str:
     f = event.fields
     if event.kind == "worker":
         return f"{event.ts}  worker {f['source']} {f['status']}"
