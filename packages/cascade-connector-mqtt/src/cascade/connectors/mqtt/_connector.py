@@ -252,6 +252,7 @@ class MqttConnector:
         self._sync_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._marker_seq = 0
         self._sync_available = True
+        self._last_malformed: tuple[str, bytes | bytearray, bool, set[int]] | None = None
 
     # ------------------------------------------------------------------ construction from a URL
 
@@ -950,6 +951,24 @@ class MqttConnector:
                 keep.append((until, fut))
         self._sync_waiters = keep
 
+    def _malformed(
+        self, topic: str, payload: bytes | bytearray, retain: bool, sids: Sequence[int], exc: PayloadError
+    ) -> None:
+        """Count and log a malformed message once, not once per copy.
+
+        A broker may send one copy per matching subscription (Mosquitto does); the copies of one
+        publish arrive back to back with the same bytes and disjoint subscription identifiers.
+        """
+        last = self._last_malformed
+        if last is not None and sids and last[0] == topic and last[1] == payload and last[2] == retain:
+            seen = last[3]
+            if seen.isdisjoint(sids):
+                seen.update(sids)
+                return
+        self._last_malformed = (topic, payload, retain, set(sids))
+        self._stats.malformed += 1
+        _log.warning("skipped a malformed message on %r: %s", topic, exc.problem)
+
     async def _dispatch(
         self, topic: str, payload: bytes | bytearray, retain: bool, sids: Sequence[int]
     ) -> None:
@@ -973,9 +992,9 @@ class MqttConnector:
         try:
             data = decode_payload(payload)
         except PayloadError as exc:
-            self._stats.malformed += 1
-            _log.warning("skipped a malformed message on %r: %s", topic, exc.problem)
+            self._malformed(topic, payload, retain, sids, exc)
             return
+        self._last_malformed = None
         stats = self._stats
         first = True
         for sub in targets:

@@ -56,11 +56,22 @@ _SCHEMES: Final = {"mqtt": 1883, "mqtts": 8883}
 
 
 def redact_url(url: object) -> str:
-    """`url` with any password replaced by ``***`` (works on URLs that do not parse, too)."""
+    """`url` with any password replaced by ``***``.
+
+    Works on URLs that do not parse too (a raw ``#`` or ``?`` in a password): everything between the
+    first ``:`` of the authority and the last ``@`` of the URL is hidden, erring on the side of hiding.
+    """
     if not isinstance(url, str):
         return ""
-    # user:password@ in the authority; the last '@' before the path ends it (passwords may hold '@').
-    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*:)[^/?#]*@", r"\1***@", url)
+    at = url.rfind("@")
+    if at < 0:
+        return url
+    scheme_end = url.find("://")
+    start = scheme_end + 3 if 0 <= scheme_end < at else 0
+    colon = url.find(":", start, at)
+    if colon < 0:
+        return url
+    return f"{url[: colon + 1]}***{url[at:]}"
 
 
 def parse_url(url: object) -> dict[str, Any]:
