@@ -334,7 +334,9 @@ class InMemoryBroker:
                 self._route_cache.clear()
             self._route_cache[topic] = targets
         for conn in targets:
-            conn._receive(topic, raw)
+            conn._inq.append((topic, raw, None))
+            if conn._dispatch_waiter is not None:
+                conn._wake_dispatcher()
 
 
 class InMemorySubscription:
@@ -720,9 +722,6 @@ class InMemoryConnector:
                 self._max_buffered,
             )
 
-    def _offline(self) -> bool:
-        return not self._online
-
     def _wake_sender(self) -> None:
         waiter = self._sender_waiter
         if waiter is not None:
@@ -755,8 +754,7 @@ class InMemoryConnector:
                     self._qos1_queued -= 1
                     if not future.done():
                         future.set_result(None)
-                if self._offline():
-                    break
+                # No await in this loop: the connection cannot be lost half-way through a batch.
             await asyncio.sleep(0)
 
     # ------------------------------------------------------------------ subscribe and dispatch
@@ -808,11 +806,6 @@ class InMemoryConnector:
             self._match_cache.clear()
         if self._online:
             self._broker._unsubscribe(self, sub.topic_filter)
-
-    def _receive(self, topic: str, raw: bytes) -> None:
-        self._inq.append((topic, raw, None))
-        if self._dispatch_waiter is not None:
-            self._wake_dispatcher()
 
     def _wake_dispatcher(self) -> None:
         waiter = self._dispatch_waiter
@@ -874,6 +867,7 @@ class InMemoryConnector:
         stats = self._stats
         popleft = queue.popleft
         match = self._match
+        cached = self._match_cache.get
         decode = decode_payload
         subs: Sequence[InMemorySubscription]
         while self._gen == gen:
@@ -890,7 +884,7 @@ class InMemoryConnector:
                     break
                 topic, raw, target = popleft()
                 if target is None:
-                    subs = match(topic)
+                    subs = cached(topic) or match(topic)
                     if not subs:
                         continue
                 elif topic is None:
