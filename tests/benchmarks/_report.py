@@ -172,7 +172,7 @@ def format_value(value: float, unit: str) -> str:
     """A number with a sensible precision for its unit."""
     if value != value:
         return "-"
-    if unit == "msg/s":
+    if unit in ("msg/s", "blocks"):
         return f"{value:,.0f}".replace(",", " ")
     if unit in ("us", "ms", "s", "MB", "KB"):
         if abs(value) >= 100:
