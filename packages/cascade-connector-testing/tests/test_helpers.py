@@ -142,3 +142,10 @@ def test_contract_class_is_not_collected_by_itself() -> None:
     assert len(tests) >= 40
     for name in tests:
         assert getattr(ConnectorContract, name).__doc__, f"{name} has no docstring"
+
+
+def test_the_contract_module_is_assertion_rewritten() -> None:
+    """Connector authors get pytest's assertion diffs from the suite's own asserts."""
+    from cascade.connectors.testing import _contract
+
+    assert "@py_builtins" in vars(_contract)
