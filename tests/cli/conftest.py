@@ -68,13 +68,15 @@ class Received:
 class Probe:
     """A paho client on its own network thread; every received message goes to `messages`."""
 
-    def __init__(self, server: MosquittoServer) -> None:
+    def __init__(self, server: MosquittoServer, username: tuple[str, str] | None = None) -> None:
         self.messages: queue.Queue[Received] = queue.Queue()
         self.seen: list[Received] = []
         self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id=unique("probe-"))
         self._client.on_message = self._on_message
         self._subscribed: queue.Queue[int] = queue.Queue()
         self._client.on_subscribe = lambda client, userdata, mid, codes, props: self._subscribed.put(mid)
+        if username is not None:
+            self._client.username_pw_set(*username)
         self._client.connect(server.host, server.port)
         self._client.loop_start()
 
@@ -168,13 +170,13 @@ class LineReader:
 class WatchProcess:
     """``cascade-mqtt watch`` running in the background, its stdout and stderr read line by line."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, env: Mapping[str, str] | None = None) -> None:
         self.process = subprocess.Popen(
             [str(SCRIPT), "watch", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=cli_env(),
+            env=dict(env) if env is not None else cli_env(),
         )
         assert self.process.stdout is not None
         assert self.process.stderr is not None

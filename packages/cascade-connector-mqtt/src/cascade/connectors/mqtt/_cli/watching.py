@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["WatchMode", "run_watch", "rich_available"]
+__all__ = ["WatchMode", "run_watch", "rich_available", "live_title"]
 
 import asyncio
 import contextlib
@@ -24,8 +24,9 @@ def rich_available() -> bool:
     return importlib.util.find_spec("rich") is not None
 
 
-class _OutputClosed(Exception):
-    """stdout went away (``watch --json | head -3``)."""
+def live_title(url: str, telemetry_filter: str) -> str:
+    """The first line of the live table."""
+    return f"cascade-mqtt watch  {url}  {telemetry_filter}"
 
 
 async def run_watch(
@@ -70,7 +71,7 @@ async def run_watch(
     err.flush()
     try:
         if mode == "live":
-            await _live(state, stop, out, title=f"cascade-mqtt watch  {url}  {telemetry_filter}")
+            await _live(state, stop, out, title=live_title(url, telemetry_filter))
         else:
             await stop.wait()
     finally:

@@ -1,0 +1,185 @@
+"""docs/operators.md is real: every console session runs against a fresh Mosquitto and prints what it shows.
+
+Markers (HTML comments, invisible on the rendered page) directly before a fenced block:
+
+- ``<!-- session [users=NAME:PASSWORD] -->`` before a ```console block: the block runs on a fresh private
+  broker (with those users, if any) with ``CASCADE_MQTT_URL`` pointing at it. The comment's body may list
+  ``retain TOPIC JSON`` (published retained first) and ``publish TOPIC JSON`` lines (published after a
+  ``watch`` command is subscribed, or before the commands otherwise). In the block, ``$ `` lines are
+  commands (``echo $?`` prints the last exit code) and the lines after them their stdout and stderr;
+  ``^C`` ends a ``watch`` with Ctrl-C (which must exit 0).
+- ``<!-- live-table width=N -->`` before a ```text block: the rich live table of ``watch`` rendered at
+  that width from the messages of the *next* session block.
+
+Comparison: ``localhost:1883`` in the doc stands for the private broker's address; ``...`` matches any
+text; runs of spaces count as one and durations (``10m 00s``) match any duration, since a second may pass
+between two commands.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import shlex
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cascade.connectors.mqtt._cli.live import render
+from cascade.connectors.mqtt._cli.watch import WatchState, telemetry_filter
+from cascade.connectors.mqtt._cli.watching import live_title
+from cascade.connectors.mqtt.mosquitto import MosquittoServer
+from rich.console import Console
+
+from .conftest import SCRIPT, Probe, WatchProcess, cli_env
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "operators.md"
+DOC_ADDRESS = "localhost:1883"
+BLOCK = re.compile(
+    r"<!-- (?P<kind>session|live-table)(?P<options>[^\n]*?)(?:\n(?P<setup>.*?))? ?-->\n"
+    r"```(?P<lang>\w+)\n(?P<body>.*?)^```",
+    re.MULTILINE | re.DOTALL,
+)
+DURATION = re.compile(r"\b\d+h \d\dm\b|\b\d+m \d\ds\b|\b\d+s\b")
+
+pytestmark = pytest.mark.mosquitto
+
+
+@dataclass
+class Block:
+    line: int
+    kind: str
+    options: dict[str, str]
+    retain: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    publish: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    body: str = ""
+
+
+def _blocks() -> list[Block]:
+    text = DOC.read_text(encoding="utf-8")
+    blocks = []
+    for match in BLOCK.finditer(text):
+        options = dict(option.split("=", 1) for option in match["options"].split())
+        block = Block(text.count("\n", 0, match.start()) + 1, match["kind"], options, body=match["body"])
+        for setup in (match["setup"] or "").splitlines():
+            if not setup.strip():
+                continue
+            verb, topic, payload = setup.split(" ", 2)
+            assert verb in ("retain", "publish"), setup
+            getattr(block, verb).append((topic, json.loads(payload)))
+        expected_lang = "console" if block.kind == "session" else "text"
+        assert match["lang"] == expected_lang, (
+            f"line {block.line}: a {block.kind} marker needs ```{expected_lang}"
+        )
+        blocks.append(block)
+    return blocks
+
+
+BLOCKS = _blocks()
+SESSIONS = [b for b in BLOCKS if b.kind == "session"]
+TABLES = [b for b in BLOCKS if b.kind == "live-table"]
+
+
+def test_the_doc_has_examples_of_every_command() -> None:
+    commands = [line for b in SESSIONS for line in b.body.splitlines() if line.startswith("$ cascade-mqtt ")]
+    for command in ("pause", "resume", "limit", "constraints", "status", "watch"):
+        assert any(f" {command}" in line for line in commands), command
+    assert TABLES
+
+
+def _normalise(text: str) -> str:
+    lines = [
+        re.sub(" +", " ", DURATION.sub("<duration>", line.rstrip())) for line in text.strip("\n").splitlines()
+    ]
+    return "\n".join(lines)
+
+
+def _matches(expected: str, actual: str) -> bool:
+    pattern = ".*?".join(re.escape(part) for part in _normalise(expected).split("..."))
+    return re.fullmatch(pattern, _normalise(actual), re.DOTALL) is not None
+
+
+def _steps(body: str) -> list[tuple[str, str]]:
+    """(command, expected output) pairs."""
+    steps: list[tuple[str, list[str]]] = []
+    for line in body.splitlines():
+        if line.startswith("$ "):
+            steps.append((line[2:], []))
+        else:
+            assert steps, f"output before any command: {line!r}"
+            steps[-1][1].append(line)
+    return [(command, "\n".join(lines)) for command, lines in steps]
+
+
+@pytest.mark.parametrize("block", SESSIONS, ids=[f"line-{b.line}" for b in SESSIONS])
+def test_session(block: Block, mosquitto_factory: Callable[..., MosquittoServer]) -> None:
+    users = dict([block.options["users"].split(":", 1)]) if "users" in block.options else None
+    server = mosquitto_factory(users=users)
+    address = f"127.0.0.1:{server.port}"
+    env = cli_env(CASCADE_MQTT_URL=f"mqtt://{address}")
+    probe = Probe(server, username=next(iter(users.items())) if users else None)
+    try:
+        for topic, payload in block.retain:
+            probe.publish(topic, payload, retain=True)
+        if not any(command.startswith("cascade-mqtt watch") for command, _ in _steps(block.body)):
+            for topic, payload in block.publish:
+                probe.publish(topic, payload)
+        last_code = 0
+        for command, expected in _steps(block.body):
+            if command == "echo $?":
+                actual = str(last_code)
+            elif command.startswith("cascade-mqtt watch"):
+                actual, last_code = _watch(command, expected, address, env, probe, block)
+            else:
+                argv = shlex.split(command.replace(DOC_ADDRESS, address))
+                assert argv[0] == "cascade-mqtt"
+                done = subprocess.run(
+                    [str(SCRIPT), *argv[1:]], capture_output=True, text=True, env=env, timeout=60, check=False
+                )
+                actual, last_code = done.stdout + done.stderr, done.returncode
+                assert "Traceback" not in done.stderr
+            actual = actual.replace(address, DOC_ADDRESS)
+            assert _matches(expected, actual), (
+                f"line {block.line}: $ {command}\n--- doc\n{expected}\n--- got\n{actual}"
+            )
+    finally:
+        probe.close()
+
+
+def _watch(
+    command: str, expected: str, address: str, env: dict[str, str], probe: Probe, block: Block
+) -> tuple[str, int]:
+    lines = expected.splitlines()
+    assert lines[-1] == "^C", "a watch session ends with ^C"
+    wanted = lines[:-1]
+    argv = shlex.split(command.replace(DOC_ADDRESS, address))
+    watch = WatchProcess(*argv[2:], env=env)
+    try:
+        watch.wait_ready()
+        for topic, payload in block.publish:
+            probe.publish(topic, payload)
+        for _ in wanted:
+            watch.out.wait_for(lambda line: True)
+        code = watch.interrupt()
+    finally:
+        watch.kill()
+    return "\n".join(watch.out.rest()) + "\n^C", code
+
+
+@pytest.mark.parametrize("block", TABLES, ids=[f"line-{b.line}" for b in TABLES])
+def test_live_table(block: Block) -> None:
+    source = next(b for b in SESSIONS if b.line > block.line)
+    state = WatchState()
+    for topic, payload in [*source.retain, *source.publish]:
+        state.on_message(topic, payload)
+    out = io.StringIO()
+    console = Console(file=out, width=int(block.options["width"]), color_system=None, force_terminal=False)
+    console.print(render(state, title=live_title(f"mqtt://{DOC_ADDRESS}", telemetry_filter("etl")), now=0.0))
+    actual = "\n".join(line.rstrip() for line in out.getvalue().splitlines())
+    assert actual == block.body.rstrip("\n"), (
+        f"line {block.line}: the doc's table is stale; it renders as\n{actual}"
+    )
