@@ -385,3 +385,19 @@ def test_tls_failure_exits_5_and_a_ca_file_fixes_it(
     assert "ca_file" in done.stderr
     trusted = run_cli("--url", f"mqtts://localhost:{server.tls_port}?ca_file={tls_files.ca_file}", "status")
     assert trusted.returncode == 0, trusted.stderr
+
+
+def test_a_command_the_broker_refuses_exits_6(mosquitto_factory: Callable[..., MosquittoServer]) -> None:
+    # alice may announce presence and read telemetry, but not set constraints.
+    acl = (
+        "user alice\n"
+        "topic readwrite cascade/status/#\n"
+        "topic readwrite $cascade/#\n"
+        "topic read cascade/telemetry/#\n"
+    )
+    server = mosquitto_factory(users={"alice": "pa55-w0rd"}, acl=acl)
+    done = run_cli("--url", f"mqtt://alice:pa55-w0rd@127.0.0.1:{server.port}", "pause", "global")
+    assert done.returncode == 6
+    assert_one_clean_error_line(done.stderr)
+    assert "Not authorized" in done.stderr
+    assert "pa55-w0rd" not in done.stderr

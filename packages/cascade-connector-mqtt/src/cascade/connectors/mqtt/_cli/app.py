@@ -55,7 +55,7 @@ list the constraints in force and the workers online.
 
 scopes: 'global', 'task:NAME' or 'project:NAME'.
 exit codes: 0 ok, 1 internal error, 2 invalid input, 3 broker unreachable or not answering,
-4 credentials refused, 5 TLS failure, 6 broker refused (connection or subscription),
+4 credentials refused, 5 TLS failure, 6 broker refused (connection, command or subscription),
 130 interrupted.
 """
 

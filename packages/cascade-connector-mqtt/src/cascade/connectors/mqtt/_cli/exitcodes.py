@@ -23,7 +23,7 @@ class ExitCode(IntEnum):
     TLS = 5
     """The TLS handshake or certificate verification failed."""
     BROKER = 6
-    """The broker refused the connection for another reason, or refused a subscription."""
+    """The broker refused the connection for another reason, or refused a command or a subscription."""
     INTERRUPTED = 130
     """Ctrl-C during a command other than ``watch`` (``watch`` exits 0 on Ctrl-C)."""
 
