@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from cascade.connectors.protocol import Connector, NotConnectedError
+from cascade.connectors.protocol import Connector, ConnectorStats, NotConnectedError
 from cascade.connectors.testing import (
     ConnectorContract,
     ContractHarness,
@@ -115,6 +115,8 @@ async def test_in_memory_harness_has_every_capability() -> None:
 @pytest.mark.asyncio
 async def test_in_memory_harness_refuses_to_drop_a_foreign_connector() -> None:
     class Foreign:
+        stats = ConnectorStats()
+
         async def connect(self) -> None: ...
         async def disconnect(self) -> None: ...
         async def publish(self, topic: str, payload: Any, qos: int = 0, retain: bool = False) -> None: ...

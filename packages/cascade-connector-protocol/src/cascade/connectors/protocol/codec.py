@@ -10,13 +10,35 @@ __all__ = ["encode_payload", "decode_payload"]
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
 from .errors import PayloadError
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-_encode = _ENCODER.encode
+
+
+def _not_serializable(value: object) -> NoReturn:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _make_encode() -> Callable[[Any], str]:
+    # JSONEncoder.encode builds a fresh C encoder on every call; on the publish hot path we build it
+    # once. markers=None drops the circular-reference check: a cycle ends in RecursionError instead,
+    # which encode_payload reports as a PayloadError all the same.
+    make = getattr(json.encoder, "c_make_encoder", None)
+    basestring = getattr(json.encoder, "c_encode_basestring", None)
+    if make is None or basestring is None:  # pragma: no cover - CPython always has both
+        return _ENCODER.encode
+    encoder = make(None, _not_serializable, basestring, None, ":", ",", False, False, False)
+
+    def encode(value: Any) -> str:
+        return "".join(encoder(value, 0))
+
+    return encode
+
+
+_encode = _make_encode()
 
 
 def _reject_constant(name: str) -> NoReturn:
@@ -34,6 +56,20 @@ def _finite_float(text: str) -> float:
 
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
 _decode = _DECODER.decode
+_scan_once: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
+
+
+def _decode_fast(text: str) -> Any:
+    # The scanner alone skips decode()'s two whitespace regex passes. Anything it does not consume
+    # whole (leading or trailing whitespace, trailing garbage, errors) goes through the full decoder,
+    # which gives the same result or the same JSONDecodeError.
+    try:
+        value, end = _scan_once(text, 0)
+    except (StopIteration, ValueError):
+        return _decode(text)
+    if end != len(text):
+        return _decode(text)
+    return value
 
 
 def encode_payload(payload: Mapping[str, Any]) -> bytes:
@@ -67,7 +103,7 @@ def decode_payload(data: bytes | bytearray | memoryview) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise PayloadError(f"not UTF-8: {exc}") from exc
     try:
-        value = _decode(text)
+        value = _decode_fast(text)
     except (ValueError, RecursionError) as exc:
         raise PayloadError(f"not valid JSON: {exc}") from exc
     if type(value) is not dict:

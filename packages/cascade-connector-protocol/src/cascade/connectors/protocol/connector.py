@@ -61,6 +61,11 @@ class Connector(Protocol):
     12. **Observability.** ``connector.stats`` is a `ConnectorStats` snapshot.
     """
 
+    @property
+    def stats(self) -> ConnectorStats:
+        """A snapshot of the connector's counters (promise 12)."""
+        ...
+
     async def connect(self) -> None:
         """Connect (and announce presence). Idempotent."""
         ...
