@@ -180,3 +180,27 @@ async def test_malformed_retained_message_is_counted_once(make: Callable[..., Mq
     await first.wait_for(1)
     assert subscriber.stats.malformed == 1
     assert first.payloads == second.payloads == [{"good": True}]
+
+
+@pytest.mark.asyncio
+async def test_subscribe_returns_even_when_the_broker_drops_the_sync_marker(
+    mosquitto_factory: Callable[..., MosquittoServer],
+    make: Callable[..., MqttConnector],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Mosquitto drops QoS 1 messages beyond max_queued_messages, the sync marker included: the
+    connector sends another marker and says retained messages may be missing.
+    """
+    server = mosquitto_factory(max_queued_messages=30)
+    publisher, subscriber = make(server), make(server)
+    await publisher.connect()
+    for i in range(120):
+        await publisher.publish(f"many/{i}", {"i": i}, qos=1, retain=True)
+    await subscriber.connect()
+    seen = Recorder()
+    await subscriber.subscribe("many/#", seen)
+    # Mosquitto delivered what fits in flight (20) plus its queue (30) and dropped the rest.
+    assert 30 <= len(seen) < 120
+    assert "the broker dropped 1 sync marker(s)" in caplog.text
+    await publisher.publish("many/live", {"live": True}, qos=1)
+    await eventually(lambda: seen.payloads[-1] == {"live": True})

@@ -58,6 +58,7 @@ _PRESENCE: Final = 1
 _MARKER: Final = 2
 
 _SYNC_SID: Final = 1  # subscription identifier of the private sync topic
+_SYNC_RETRY: Final = 0.5  # seconds without the awaited sync marker before another one is sent
 _MAX_SID: Final = 268_435_455  # MQTT 5 limit on subscription identifiers
 _MAX_INFLIGHT: Final = 20  # QoS 1 messages awaiting PUBACK (also capped by the broker's Receive Maximum)
 _MAX_BATCHES: Final = 8  # QoS 0 batches handed to the client but not yet written to the socket
@@ -253,6 +254,9 @@ class MqttConnector:
         self._marker_seq = 0
         self._sync_available = True
         self._last_malformed: tuple[str, bytes | bytearray, bool, set[int]] | None = None
+        self._markers_unseen: deque[int] = deque()  # markers sent on this connection, not yet back
+        self._marker_retry_seen = 0
+        self._sync_timer: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------------ construction from a URL
 
@@ -446,6 +450,9 @@ class MqttConnector:
                 else:
                     ack.future.set_result(None)
         self._release_sync_waiters()
+        if self._sync_timer is not None:
+            self._sync_timer.cancel()
+            self._sync_timer = None
         for bsub in self._by_filter.values():
             for sub in bsub.subs:
                 sub.active = False
@@ -474,6 +481,8 @@ class MqttConnector:
         try:
             while True:
                 await self._serve(link)
+                if self._task is not asyncio.current_task():
+                    return  # disconnect() and connect() ran inside a callback: a new supervisor took over
                 self._release_sync_waiters()
                 if self._stopping:
                     return
@@ -488,7 +497,8 @@ class MqttConnector:
                             link = await Link.open(self._settings(), self)
                             break
                         except ConnectorError as exc:
-                            _log.warning("reconnect attempt %d failed: %s", attempt, exc)
+                            level = logging.WARNING if attempt == 1 or attempt % 30 == 0 else logging.DEBUG
+                            _log.log(level, "reconnect attempt %d failed: %s", attempt, exc)
                 finally:
                     self._reconnecting = False
                 if self._stop_requested():
@@ -534,7 +544,8 @@ class MqttConnector:
         inbound = self._inbound
         wake = self._wake
         assert wake is not None
-        while True:
+        me = asyncio.current_task()
+        while self._task is me:
             if inbound:
                 if self._closing:
                     inbound.clear()
@@ -556,6 +567,7 @@ class MqttConnector:
         self._max_inflight = max(1, min(_MAX_INFLIGHT, link.receive_maximum))
         self._overflow_logged = False
         self._sync_available = True
+        self._markers_unseen.clear()
         sync = link.subscribe(self._sync_topic, 1, _SYNC_SID)
         sync.add_done_callback(self._sync_subscribed)
         online = StatusMessage(status="online", source=self._source)
@@ -748,19 +760,44 @@ class MqttConnector:
         waiter = self._idle_waiter
         if waiter is None or waiter.done():
             return
-        link = self._link
-        if link is None or link.lost or self._queue or self._control or self._inflight:
+        # Idle: no message from publish() is waiting (queued, in flight or unwritten). During an outage
+        # with nothing queued there is nothing to flush, so disconnect() need not wait for a reconnect.
+        if self._queue or self._qos1_inflight():
             return
-        if self._unwritten and not self._unwritten[-1][0].is_published():
+        link = self._link
+        if link is not None and self._unwritten and not self._unwritten[-1][0].is_published():
             return
         waiter.set_result(None)
+
+    def _qos1_inflight(self) -> bool:
+        return any(entry[3] is not None and entry[3].kind == _USER for entry in self._inflight.values())
 
     def _send_marker(self) -> int:
         self._marker_seq += 1
         seq = self._marker_seq
         self._control.append((self._sync_topic, str(seq).encode(), False, _Ack(None, _MARKER, seq)))
+        self._markers_unseen.append(seq)
         self._schedule_flush()
+        if self._sync_timer is None:
+            self._sync_timer = asyncio.get_running_loop().call_later(_SYNC_RETRY, self._sync_retry)
         return seq
+
+    def _sync_retry(self) -> None:
+        """A broker may drop a marker (Mosquitto does when the client's queue is at max_queued_messages):
+        while something still waits for one, send another; any later marker ends the same waits.
+        """
+        self._sync_timer = None
+        link = self._link
+        if link is None or link.lost or not self._sync_available:
+            return
+        if not (self._sync_waiters or self._syncing):
+            return
+        oldest = self._markers_unseen[0] if self._markers_unseen else None
+        if oldest is None or oldest == self._marker_retry_seen:
+            self._send_marker()  # the oldest marker has not come back for a whole interval
+        else:
+            self._marker_retry_seen = oldest
+            self._sync_timer = asyncio.get_running_loop().call_later(_SYNC_RETRY, self._sync_retry)
 
     # ------------------------------------------------------------------ callbacks from the Link
 
@@ -939,6 +976,16 @@ class MqttConnector:
             seq = int(payload)
         except ValueError:
             return
+        unseen = self._markers_unseen
+        skipped = 0
+        while unseen and unseen[0] <= seq:
+            skipped += unseen.popleft() != seq
+        if skipped:
+            _log.warning(
+                "the broker dropped %d sync marker(s), so it may also have dropped retained messages "
+                "(on Mosquitto, raise max_queued_messages)",
+                skipped,
+            )
         syncing = self._syncing
         for sub in [s for s, until in syncing.items() if until <= seq]:
             del syncing[sub]
