@@ -260,16 +260,19 @@ def _prepare(args: argparse.Namespace, stop: asyncio.Event) -> Command:
             else:
                 ctx.err.write(f"{PROG}: install cascade-connector-mqtt[cli] for the live table\n")
         async with ctx.session() as connector:
-            await run_watch(
-                connector,
-                telemetry_filter=topic_filter,
-                mode=mode,
-                stop=stop,
-                out=ctx.out,
-                err=ctx.err,
-                url=ctx.url,
-                state=WatchState(hide_source=is_cli_source),
-            )
+            try:
+                await run_watch(
+                    connector,
+                    telemetry_filter=topic_filter,
+                    mode=mode,
+                    stop=stop,
+                    out=ctx.out,
+                    err=ctx.err,
+                    url=ctx.url,
+                    state=WatchState(hide_source=is_cli_source),
+                )
+            except ConnectorError as exc:
+                raise CliError(ExitCode.BROKER, f"the broker at {ctx.url} refused: {exc}") from exc
 
     return watch
 
@@ -307,7 +310,8 @@ def _configure_logging(verbosity: int, err: TextIO) -> None:
     root.setLevel(logging.DEBUG if verbosity >= 2 else logging.INFO)
 
 
-async def _run(command: Command, ctx: _Context, stop: asyncio.Event) -> None:
+async def _watch_until_stopped(command: Command, ctx: _Context, stop: asyncio.Event) -> None:
+    """Run `watch` with Ctrl-C and SIGTERM setting `stop` (a clean exit, code 0)."""
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -346,7 +350,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
         ctx = _Context(factory, shown, timeout, out, err)
         if args.command == "watch":
             return _run_watch_command(command, ctx, stop)
-        asyncio.run(_run(command, ctx, stop))
+        asyncio.run(command(ctx))  # Ctrl-C: KeyboardInterrupt, exit code 130
         return int(ExitCode.OK)
     except CliError as exc:
         err.write(f"{PROG}: error: {redact(exc.message, secrets)}\n")
@@ -354,6 +358,9 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
     except KeyboardInterrupt:
         err.write(f"{PROG}: interrupted\n")
         return int(ExitCode.INTERRUPTED)
+    except ConnectorError as exc:  # a failure no command mapped more precisely
+        err.write(f"{PROG}: error: {redact(str(exc), secrets)}\n")
+        return int(ExitCode.BROKER)
     except Exception as exc:
         if verbosity > 0:
             err.write(redact(traceback.format_exc(), secrets))
@@ -367,7 +374,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
 def _run_watch_command(command: Command, ctx: _Context, stop: asyncio.Event) -> int:
     # Ctrl-C before the signal handler was installed is still a clean exit.
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_run(command, ctx, stop))
+        asyncio.run(_watch_until_stopped(command, ctx, stop))
     try:
         ctx.out.flush()
     except BrokenPipeError:

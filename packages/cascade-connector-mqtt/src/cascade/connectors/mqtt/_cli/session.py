@@ -64,6 +64,9 @@ class Session:
         except ConnectorError as exc:
             await self._close()
             raise CliError(ExitCode.BROKER, f"connecting to {self._url} failed: {exc}") from exc
+        except asyncio.CancelledError:  # Ctrl-C while connecting: leave nothing half-open behind
+            await self._close()
+            raise
         return connector
 
     async def __aexit__(
