@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import json
 import math
 import random
@@ -597,6 +598,7 @@ class Options:
     url: str | None = None
     in_memory: bool = False
     verbose: bool = False
+    live: bool = False
     summary_json: Path | None = None
 
 
@@ -615,10 +617,21 @@ async def run_demo(options: Options, transport: Transport, out: TextIO) -> dict[
     Returns the summary (also written to `options.summary_json`).
     """
     started = time.monotonic()
+    console: Any = None
+    if options.live:
+        from rich.console import Console
+
+        console = Console(file=out)
 
     def say(text: str) -> None:
-        out.write(f"[{time.monotonic() - started:6.2f}s] {text}\n")
-        out.flush()
+        line = f"[{time.monotonic() - started:6.2f}s] {text}"
+        if console is not None:
+            from rich.text import Text
+
+            console.print(Text(line))  # above the live table; a Text, so no markup from the wire
+        else:
+            out.write(line + "\n")
+            out.flush()
 
     workflow = make_workflow(options.tasks, options.seed, options.speed)
     token = secrets.token_hex(3)
@@ -664,20 +677,13 @@ async def run_demo(options: Options, transport: Transport, out: TextIO) -> dict[
                 notify=say,
             )
 
-            async def ticker() -> None:
-                while True:
-                    await asyncio.sleep(max(0.25, 1.0 / options.speed))
-                    say(watcher.progress())
-
-            ticking = asyncio.create_task(ticker())
-            try:
+            async with _progress(watcher, say, console, options, transport):
                 engine_run = asyncio.create_task(engine.run())
                 operator_report = await operate(operator_conn, engine, plan, say)
                 report = await engine_run
                 await watcher.wait_stopped(run_id)
-            finally:
-                ticking.cancel()
-        say(watcher.progress())
+        if console is None:
+            say(watcher.progress())
         await watcher.stop()
     wall = time.monotonic() - started
     summary = _summary(
@@ -696,6 +702,51 @@ async def run_demo(options: Options, transport: Transport, out: TextIO) -> dict[
     if options.summary_json is not None:
         options.summary_json.write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+@contextlib.asynccontextmanager
+async def _progress(
+    watcher: Watcher, say: Callable[[str], None], console: Any, options: Options, transport: Transport
+) -> AsyncIterator[None]:
+    """While the body runs: a progress line every second (plain), or the live table of
+    ``cascade-mqtt watch`` redrawn four times a second under the event lines (`console` set).
+    """
+
+    async def tick() -> None:
+        while True:
+            await asyncio.sleep(max(0.25, 1.0 / options.speed))
+            say(watcher.progress())
+
+    if console is None:
+        ticking = asyncio.create_task(tick())
+        try:
+            yield
+        finally:
+            ticking.cancel()
+        return
+
+    from cascade.connectors.mqtt._cli.live import render
+    from cascade.connectors.mqtt._cli.watching import live_title
+    from rich.live import Live
+
+    title = live_title(transport.label, f"cascade/telemetry/+/{options.project}/+/events")
+
+    def view() -> Any:
+        return render(watcher.state, title=title, now=time.time())
+
+    with Live(view(), console=console, auto_refresh=False) as live:
+
+        async def redraw() -> None:
+            while True:
+                await asyncio.sleep(0.25)
+                live.update(view(), refresh=True)
+
+        drawing = asyncio.create_task(redraw())
+        try:
+            yield
+        finally:
+            drawing.cancel()
+            live.update(view(), refresh=True)
 
 
 def _stats(connector: Connector) -> ConnectorStats:
@@ -845,6 +896,11 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument("--project", default="demo", help="the project the engine runs in; default demo")
     parser.add_argument("--verbose", action="store_true", help="print every telemetry event the watcher sees")
     parser.add_argument("--summary-json", type=Path, help="also write the summary to this file as JSON")
+    parser.add_argument(
+        "--plain",
+        action="store_true",
+        help="progress lines even on a terminal (default there: the live table)",
+    )
     args = parser.parse_args(argv)
     if args.tasks < 8:
         parser.error("--tasks must be at least 8")
@@ -862,6 +918,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         url=args.url,
         in_memory=args.in_memory,
         verbose=args.verbose,
+        live=not args.plain and sys.stdout.isatty() and importlib.util.find_spec("rich") is not None,
         summary_json=args.summary_json,
     )
 

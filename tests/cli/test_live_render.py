@@ -64,7 +64,7 @@ def test_runs_workers_constraints_and_failures_are_shown_literally() -> None:
     cells = [cell.strip() for cell in run_row.split("│")[1:-1]]
     assert cells[:7] == ["etl/nightly-0501", "running", "", "1", "", "1", ""]
     assert "12:00:02" in run_row
-    assert "blocked" not in text  # no blocked task: no column
+    assert "blkd" not in text  # no blocked task: no column
     assert "watch [bold]mqtt://x[/bold]" in text  # markup in titles and data stays literal
     assert "api_call [t-2]" in text
     assert "[red]HTTP 503[/red]" in text
@@ -79,4 +79,4 @@ def test_runs_workers_constraints_and_failures_are_shown_literally() -> None:
 def test_blocked_column_appears_when_a_task_is_blocked() -> None:
     state = WatchState()
     feed(state, TaskStateEvent("t", "load", TaskState.BLOCKED), "2024-05-01T12:00:00.000Z")
-    assert "blocked" in text_of(state)
+    assert "blkd" in text_of(state)

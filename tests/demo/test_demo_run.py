@@ -135,3 +135,37 @@ def test_a_bad_url_fails_in_one_line(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert done.stderr.startswith("demo: error: ")
     assert done.stderr.count("\n") == 1
+
+
+def test_on_a_terminal_the_demo_shows_the_live_table(tmp_path: Path) -> None:
+    import os
+    import pty
+    import select
+
+    summary_file = tmp_path / "summary.json"
+    argv = [sys.executable, str(DEMO_PATH), "--in-memory", "--tasks", "16", "--speed", "4"]
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the demo, with a terminal as stdout
+        os.execv(sys.executable, [*argv, "--summary-json", str(summary_file)])
+    output = b""
+    try:
+        while True:
+            ready, _, _ = select.select([fd], [], [], 60)
+            assert ready, "the demo stopped writing for 60 s"
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            output += chunk
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0, output[-2000:]
+    text = output.decode(errors="replace")
+    assert "project/run" in text  # the live table's header
+    assert "Summary" in text
+    summary = json.loads(summary_file.read_text())
+    assert sum(summary["engine_states"].values()) == 16
+    assert summary["watcher_states"] == summary["engine_states"]

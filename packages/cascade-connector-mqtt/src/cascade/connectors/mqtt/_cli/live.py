@@ -23,20 +23,33 @@ _STATE_STYLE = {
     TaskState.SKIPPED: "yellow",
     TaskState.BLOCKED: "magenta",
 }
+_STATE_LABEL = {
+    TaskState.PENDING: "pend",
+    TaskState.RUNNING: "run",
+    TaskState.COMPLETED: "done",
+    TaskState.FAILED: "fail",
+    TaskState.SKIPPED: "skip",
+    TaskState.BLOCKED: "blkd",
+}
 _ENGINE_STYLE = {"running": "green", "stopped": "dim", "unknown": "yellow"}
 
 
 def render(state: WatchState, *, title: str, now: float, max_runs: int = 15) -> RenderableType:
-    """The whole view: runs, constraints, workers, recent failures, and a footer. `now` in Unix s."""
+    """The whole view: runs, constraints, workers, recent failures, and a footer. `now` in Unix s.
+
+    Task columns: pend(ing), run(ning), done (completed), fail(ed), skip(ped), blkd (blocked, shown
+    only when a run has blocked tasks); each counts the tasks whose latest state it is.
+    """
     recent = state.recent_runs(max_runs)
     # BLOCKED is rare: its column appears only when some run has blocked tasks.
     shown = [s for s in TASK_STATES if s is not TaskState.BLOCKED or any(r.counts()[s] for r in recent)]
     runs = Table(title=Text(title), title_justify="left", expand=True)
-    runs.add_column("run", no_wrap=True, min_width=12, ratio=1)
+    longest = max((len(r.name) for r in recent), default=12)
+    runs.add_column("project/run", no_wrap=True, min_width=min(longest, 32))
     runs.add_column("engine", no_wrap=True)
     for task_state in shown:
         runs.add_column(
-            task_state.value.lower(), justify="right", style=_STATE_STYLE[task_state], no_wrap=True
+            _STATE_LABEL[task_state], justify="right", style=_STATE_STYLE[task_state], no_wrap=True
         )
     runs.add_column("last (UTC)", style="dim", no_wrap=True)
     for run in recent:
