@@ -18,7 +18,7 @@ _ROOT = Path(__file__).resolve().parents[2]
 if str(_ROOT) not in sys.path:  # the benchmarks are run as ``python -m tests.benchmarks`` from the root
     sys.path.insert(0, str(_ROOT))
 
-from tests.benchmarks._bench import SMOKE, Bench, percentile  # noqa: E402
+from tests.benchmarks._bench import SMOKE, Bench, Inbox, percentile  # noqa: E402
 from tests.benchmarks._broker import ArrivalCounter, c_publish, unique  # noqa: E402
 from tests.benchmarks._clients import PahoPublisher  # noqa: E402
 from tests.benchmarks._fig_throughput import measure_throughput  # noqa: E402
@@ -111,6 +111,26 @@ def test_payloads_are_realistic_numbered_telemetry() -> None:
     assert seq_of_line(wire) == 2
     assert seq_of_line(b"not json") == -1
     assert json.loads(wire)["body"]["type"] == "TaskStateEvent"
+
+
+@pytest.mark.asyncio
+async def test_inbox_completes_and_checks_what_arrived() -> None:
+    inbox = Inbox(3)
+    payloads = telemetry_payloads(3)
+    for payload in (payloads[0], {"not": "telemetry"}, payloads[2]):
+        await inbox.callback("t", payload)
+    assert await inbox.wait(idle_timeout=1.0)
+    assert inbox.last_arrival > 0
+    delivery = inbox.delivery()
+    assert (delivery.lost, delivery.foreign) == (1, 1)
+
+
+@pytest.mark.asyncio
+async def test_inbox_gives_up_when_nothing_more_arrives() -> None:
+    inbox = Inbox(2)
+    await inbox.callback("t", telemetry_payloads(1)[0])
+    assert not await inbox.wait(idle_timeout=0.1)
+    assert inbox.delivery().lost == 1
 
 
 # ---------------------------------------------------------------------------------------------
