@@ -37,9 +37,17 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import Any, TextIO
 
-from cascade.connectors.mqtt._cli.commands import describe_command, make_constraint
+from cascade.connectors.mqtt._cli.app import is_cli_source
+from cascade.connectors.mqtt._cli.commands import (
+    describe_command,
+    make_constraint,
+    send_constraint,
+    send_resume,
+)
+from cascade.connectors.mqtt._cli.exitcodes import CliError
+from cascade.connectors.mqtt._cli.validate import display_url
 from cascade.connectors.mqtt._cli.watch import TASK_STATES, WatchState, format_event
 from cascade.connectors.protocol import (
     CONSTRAINTS_FILTER,
@@ -47,6 +55,7 @@ from cascade.connectors.protocol import (
     Connector,
     ConnectorError,
     ConnectorStats,
+    Constraint,
     ConstraintBook,
     ConstraintType,
     LifecycleEvent,
@@ -55,7 +64,6 @@ from cascade.connectors.protocol import (
     TaskStateEvent,
     TelemetryHeader,
     TelemetryMessage,
-    constraint_topic,
     telemetry_topic,
 )
 
@@ -409,43 +417,51 @@ class OperatorReport:
 
 
 async def operate(
-    connector: Connector, engine: SimulatedEngine, plan: Plan, say: Callable[[str], None]
+    connector: Connector,
+    engine: SimulatedEngine,
+    plan: Plan,
+    say: Callable[[str], None],
+    *,
+    address: str = "memory://",
 ) -> OperatorReport:
     """Pause the engine's project, wait until it holds still, resume, then cap its concurrency.
 
     Every command is a retained constraint published at qos 1 (returns once the broker acknowledged),
-    exactly what ``cascade-mqtt pause/resume/limit`` send. Clears the cap when the workflow is done.
+    sent by the same code as ``cascade-mqtt pause/resume/limit``. Clears the cap when the workflow is
+    done. `address` names the broker in error messages.
     """
     report = OperatorReport(scope=f"project:{engine.project}")
-    scope, topic = report.scope, constraint_topic(report.scope)
+    scope = report.scope
     total = len(engine.workflow)
 
-    async def send(command: str, payload: dict[str, Any]) -> float:
+    async def send(command: str, constraint: Constraint | None) -> float:
+        """Send what ``cascade-mqtt COMMAND`` sends, with the CLI's own code; returns when it was sent."""
         say(f"operator> cascade-mqtt {command}")
         report.commands.append(command)
         sent = time.monotonic()
-        await connector.publish(topic, payload, qos=1, retain=True)
+        if constraint is None:
+            await send_resume(connector, scope, ack_timeout=30, url=address)
+        else:
+            await send_constraint(connector, constraint, ack_timeout=30, url=address)
         return sent
 
     await engine.wait_until(lambda: engine.finished >= plan.pause_after)
     pause = make_constraint(scope, ConstraintType.PAUSE, ttl=plan.ttl)
-    report.pause_sent_at = await send(f"pause {scope} --ttl {plan.ttl:g}", pause.to_dict())
+    report.pause_sent_at = await send(f"pause {scope} --ttl {plan.ttl:g}", pause)
     report.pause_acked_at = time.monotonic()
     ack = _ms(report.pause_acked_at - report.pause_sent_at)
     say(f"operator: {describe_command(pause)}; broker acknowledged after {ack}")
     await engine.still.wait()
     await asyncio.sleep(plan.hold)  # demo pacing: leave the engine paused for a moment
-    report.resume_sent_at = await send(f"resume {scope}", {})
+    report.resume_sent_at = await send(f"resume {scope}", None)
 
     await engine.wait_until(lambda: engine.finished >= min(plan.cap_after, total))
     if engine.finished < total:
         cap = make_constraint(scope, ConstraintType.CONCURRENCY, {"limit": plan.cap}, ttl=plan.ttl)
-        report.cap_sent_at = await send(
-            f"limit {scope} --concurrency {plan.cap} --ttl {plan.ttl:g}", cap.to_dict()
-        )
+        report.cap_sent_at = await send(f"limit {scope} --concurrency {plan.cap} --ttl {plan.ttl:g}", cap)
         say(f"operator: {describe_command(cap)}")
     await engine.wait_until(lambda: engine.finished >= total)
-    await send(f"resume {scope}", {})  # leave the broker as we found it
+    await send(f"resume {scope}", None)  # leave the broker as we found it
     return report
 
 
@@ -463,7 +479,7 @@ class Watcher:
         self.project = project
         self.say = say
         self.verbose = verbose
-        self.state = WatchState()
+        self.state = WatchState(hide_source=is_cli_source)
         self.running_stamped: list[float] = []
         """Unix times (from the message header) of every RUNNING event received."""
         self._handles: list[Any] = []
@@ -521,11 +537,6 @@ class Watcher:
 # Transport: a given URL, a private Mosquitto, or the in-memory broker
 
 
-class _HasStats(Protocol):
-    @property
-    def stats(self) -> ConnectorStats: ...
-
-
 @dataclass
 class Transport:
     """Makes connectors that share one backend; `kind` is ``url``, ``mosquitto`` or ``in-memory``."""
@@ -534,6 +545,7 @@ class Transport:
     label: str
     new_connector: Callable[[str], Connector]
     note: str | None = None
+    address: str = "memory://"
     close: Callable[[], None] = lambda: None
 
 
@@ -548,7 +560,10 @@ def choose_transport(url: str | None, in_memory: bool) -> Transport:
         from cascade.connectors.mqtt import MqttConnector
 
         MqttConnector.from_url(url)  # a bad URL fails here, before anything runs
-        return Transport("url", url.split("@")[-1], lambda source: MqttConnector.from_url(url, source=source))
+        shown = display_url(url)  # the password masked
+        return Transport(
+            "url", shown, lambda source: MqttConnector.from_url(url, source=source), address=shown
+        )
     reason = "--in-memory was given"
     if not in_memory:
         if find_mosquitto() is None:
@@ -569,6 +584,7 @@ def choose_transport(url: str | None, in_memory: bool) -> Transport:
                     f"a private Mosquitto on {server_url}",
                     lambda source: MqttConnector.from_url(server_url, source=source),
                     close=server.close,
+                    address=server_url,
                 )
     from cascade.connectors.testing import InMemoryBroker, InMemoryConnector
 
@@ -679,7 +695,7 @@ async def run_demo(options: Options, transport: Transport, out: TextIO) -> dict[
 
             async with _progress(watcher, say, console, options, transport):
                 engine_run = asyncio.create_task(engine.run())
-                operator_report = await operate(operator_conn, engine, plan, say)
+                operator_report = await operate(operator_conn, engine, plan, say, address=transport.address)
                 report = await engine_run
                 await watcher.wait_stopped(run_id)
         if console is None:
@@ -945,6 +961,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except ConnectorError as exc:
         print(f"demo: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    except CliError as exc:
+        print(f"demo: error: {exc.message}", file=sys.stderr)
         return 1
     finally:
         transport.close()
