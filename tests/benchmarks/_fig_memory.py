@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import time
 
+from cascade.connectors.protocol import decode_payload, encode_payload
+
 from ._bench import Bench, Inbox
 from ._broker import unique
 from ._connectors import ConnectorFactory, memory_broker, memory_factory, mqtt_factory
@@ -41,12 +43,26 @@ async def pair_throughput(
     return (arrived / elapsed if elapsed > 0 and arrived else 0.0), delivery
 
 
+def json_round_trip_us(payloads: list[dict[str, object]]) -> float:
+    """Microseconds per ``decode_payload(encode_payload(p))``: the JSON work the contract requires of
+    every connector per delivered message (the in-memory connector's floor).
+    """
+    start = time.perf_counter()
+    for payload in payloads:
+        decode_payload(encode_payload(payload))
+    return (time.perf_counter() - start) / len(payloads) * 1e6
+
+
 async def figure_memory(bench: Bench) -> list[Row]:
-    """Row: in-memory pair vs MQTT pair (target >= 10x)."""
+    """Rows: in-memory pair vs MQTT pair (target >= 10x); the in-memory cost per message vs the JSON
+    round trip (context: how close the fake is to its floor).
+    """
     sizes = bench.sizes
     payloads: list[dict[str, object]] = list(telemetry_payloads(sizes.pair_messages))
     memory = Series("InMemoryConnector pair", "msg/s")
     mqtt = Series("MqttConnector pair", "msg/s")
+    memory_us = Series("InMemoryConnector pair per message", "us")
+    json_us = Series("encode + decode", "us")
     runs: list[tuple[Series, ConnectorFactory]] = [
         (memory, memory_factory(memory_broker())),
         (mqtt, mqtt_factory(bench.server)),
@@ -58,6 +74,9 @@ async def figure_memory(bench: Bench) -> list[Row]:
             series.add(rate)
             series.problems.extend(delivery.problems())
             parts.append(f"{series.label} {rate:,.0f} msg/s ({', '.join(delivery.problems()) or 'ok'})")
+        memory_us.add(1e6 / memory.samples[-1] if memory.samples[-1] else float("nan"))
+        json_us.add(json_round_trip_us(payloads))
+        parts.append(f"JSON round trip {json_us.samples[-1]:.2f} us")
         bench.log(f"[in-memory vs mqtt {rep + 1}/{sizes.repeats}] {'; '.join(parts)}")
     return [
         Row(
@@ -66,5 +85,11 @@ async def figure_memory(bench: Bench) -> list[Row]:
             mqtt,
             target=Target(">=", 10.0),
             note=f"{sizes.pair_messages} messages, QoS 0, publisher and subscriber in one process",
-        )
+        ),
+        Row(
+            "5. in-memory vs MQTT throughput",
+            memory_us,
+            json_us,
+            note="context: the JSON round trip every delivery needs is the fake's floor",
+        ),
     ]
