@@ -227,3 +227,30 @@ async def test_status_lists_workers_but_not_the_cli_itself() -> None:
         workers, problems = await read_workers(cli, hide=lambda s: s == "cli")
     assert [(w.source, w.status) for w in workers] == [("gone", "offline"), ("w1", "online")]
     assert problems == []
+
+
+def test_watch_mode() -> None:
+    from cascade.connectors.mqtt._cli.app import choose_watch_mode
+
+    assert choose_watch_mode(plain=False, as_json=False, terminal=True, rich=True) == "live"
+    assert choose_watch_mode(plain=False, as_json=False, terminal=True, rich=False) == "plain"
+    assert choose_watch_mode(plain=False, as_json=False, terminal=False, rich=True) == "plain"
+    assert choose_watch_mode(plain=True, as_json=False, terminal=True, rich=True) == "plain"
+    assert choose_watch_mode(plain=False, as_json=True, terminal=True, rich=True) == "json"
+
+
+def test_the_cli_never_imports_rich_outside_the_live_table() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['rich'] = None\n"
+        "from cascade.connectors.mqtt._cli import main\n"
+        "from cascade.connectors.mqtt._cli import app, commands, watch, watching\n"
+        "raise SystemExit(main(['pause', 'task:']))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("cascade-mqtt: error: invalid scope")

@@ -253,12 +253,11 @@ def _prepare(args: argparse.Namespace, stop: asyncio.Event) -> Command:
     watch_json: bool = args.json
 
     async def watch(ctx: _Context) -> None:
-        mode: WatchMode = "json" if watch_json else "plain"
-        if not watch_json and not plain and ctx.out.isatty():
-            if rich_available():
-                mode = "live"
-            else:
-                ctx.err.write(f"{PROG}: install cascade-connector-mqtt[cli] for the live table\n")
+        mode = choose_watch_mode(
+            plain=plain, as_json=watch_json, terminal=ctx.out.isatty(), rich=rich_available()
+        )
+        if mode == "plain" and not plain and ctx.out.isatty():
+            ctx.err.write(f"{PROG}: install cascade-connector-mqtt[cli] for the live table\n")
         async with ctx.session() as connector:
             try:
                 await run_watch(
@@ -275,6 +274,15 @@ def _prepare(args: argparse.Namespace, stop: asyncio.Event) -> Command:
                 raise CliError(ExitCode.BROKER, f"the broker at {ctx.url} refused: {exc}") from exc
 
     return watch
+
+
+def choose_watch_mode(*, plain: bool, as_json: bool, terminal: bool, rich: bool) -> WatchMode:
+    """``json`` with --json; the live table on a terminal when rich is installed; else ``plain``."""
+    if as_json:
+        return "json"
+    if plain or not terminal or not rich:
+        return "plain"
+    return "live"
 
 
 async def _bounded(coro: Coroutine[Any, Any, Any], ctx: _Context) -> Any:
