@@ -16,7 +16,7 @@ from typing import Any
 
 from cascade.connectors.protocol import Connector
 
-from ._bench import Bench
+from ._bench import Bench, settle_heap
 from ._broker import BenchError, unique
 from ._connectors import ConnectorFactory, memory_broker, memory_factory, mqtt_factory
 from ._report import Row, Series, Target
@@ -91,6 +91,7 @@ async def _dispatch_rows(bench: Bench, name: str, factory: ConnectorFactory) -> 
     sizes = bench.sizes
     counts = sizes.subscriptions
     payloads = telemetry_payloads(sizes.dispatch_messages)
+    settle_heap()
     publisher = factory()
     subscribers: list[Connector] = []
     setups: list[tuple[int, str, _Counter]] = []

@@ -11,7 +11,7 @@ import time
 
 from cascade.connectors.protocol import decode_payload, encode_payload
 
-from ._bench import Bench, Inbox
+from ._bench import Bench, Inbox, settle_heap
 from ._broker import unique
 from ._connectors import ConnectorFactory, memory_broker, memory_factory, mqtt_factory
 from ._report import Row, Series, Target
@@ -59,6 +59,7 @@ async def figure_memory(bench: Bench) -> list[Row]:
     """
     sizes = bench.sizes
     payloads: list[dict[str, object]] = list(telemetry_payloads(sizes.pair_messages))
+    settle_heap()
     memory = Series("InMemoryConnector pair", "msg/s")
     mqtt = Series("MqttConnector pair", "msg/s")
     memory_us = Series("InMemoryConnector pair per message", "us")

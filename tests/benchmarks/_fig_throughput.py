@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ._bench import Bench
+from ._bench import Bench, settle_heap
 from ._broker import ArrivalCounter, unique
 from ._clients import (
     AiomqttLoopPublisher,
@@ -73,6 +73,7 @@ async def figure_throughput(bench: Bench) -> list[Row]:
     """Rows: connector vs paho (target >= 1.0x, zero loss) for QoS 0 and 1, plus context rows."""
     sizes = bench.sizes
     payloads = telemetry_payloads(sizes.messages)
+    settle_heap()
     naive_payloads = payloads[: sizes.naive_messages]
     server = bench.server
     rows: list[Row] = []
