@@ -266,10 +266,29 @@ def _version(dist: str) -> str:
         return "not installed"
 
 
+def _git_commit() -> str:
+    """The checked-out commit, with ``+changes`` when tracked files differ from it."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{head}+changes" if status else head
+
+
 def machine_info(mosquitto_executable: str | None) -> dict[str, Any]:
-    """Date, CPU count and model, OS, Python, Mosquitto and client library versions."""
+    """Date, commit, CPU count and model, OS, Python, Mosquitto and client library versions."""
     return {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "commit": _git_commit(),
         "nproc": os.cpu_count(),
         "cpu": _cpu_model(),
         "os": f"{platform.system()} {platform.release()}",
@@ -284,6 +303,7 @@ def machine_info(mosquitto_executable: str | None) -> dict[str, Any]:
 def render_machine(info: dict[str, Any]) -> str:
     """One line describing where the numbers came from."""
     return (
-        f"{info['date']} - {info['nproc']} CPU(s), {info['cpu']}, {info['os']}, Python {info['python']}, "
+        f"{info['date']} at {info['commit']} - {info['nproc']} CPU(s), {info['cpu']}, {info['os']}, "
+        f"Python {info['python']}, "
         f"Mosquitto {info['mosquitto']}, paho-mqtt {info['paho-mqtt']}, aiomqtt {info['aiomqtt']}"
     )
