@@ -8,7 +8,9 @@ wall-clock thresholds.
 from __future__ import annotations
 
 import json
+import shlex
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ _ROOT = Path(__file__).resolve().parents[2]
 if str(_ROOT) not in sys.path:  # the benchmarks are run as ``python -m tests.benchmarks`` from the root
     sys.path.insert(0, str(_ROOT))
 
+from tests.benchmarks.__main__ import FIGURES, _parse  # noqa: E402
 from tests.benchmarks._bench import SMOKE, Bench, Inbox, percentile  # noqa: E402
 from tests.benchmarks._broker import ArrivalCounter, c_publish, unique  # noqa: E402
 from tests.benchmarks._clients import PahoPublisher  # noqa: E402
@@ -131,6 +134,23 @@ async def test_inbox_gives_up_when_nothing_more_arrives() -> None:
     await inbox.callback("t", telemetry_payloads(1)[0])
     assert not await inbox.wait(idle_timeout=0.1)
     assert inbox.delivery().lost == 1
+
+
+def test_documented_commands_are_real() -> None:
+    scripts = tomllib.loads((_ROOT / "hatch.toml").read_text())["envs"]["default"]["scripts"]
+    assert scripts["bench"].startswith("python -m tests.benchmarks")
+    assert "--smoke" in scripts["bench-smoke"]
+    page = (_ROOT / "docs" / "performance.md").read_text()
+    commands = [line[2:].split("#")[0] for line in page.splitlines() if line.startswith("$ hatch run bench")]
+    assert len(commands) >= 5
+    for command in commands:
+        words = shlex.split(command)
+        args = [w for w in words[3:] if w != ">" and not w.endswith(".json")]
+        if words[2] == "bench-smoke":
+            args.append("--smoke")
+        _parse(args)  # argparse exits on an unknown option or figure
+    for name in FIGURES:
+        assert name in page
 
 
 # ---------------------------------------------------------------------------------------------
