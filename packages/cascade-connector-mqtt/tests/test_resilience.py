@@ -165,7 +165,8 @@ async def test_tcp_nodelay_is_set(make: Callable[..., MqttConnector]) -> None:
     await connector.connect()
     link = connector._link
     assert link is not None
-    sock = link._paho.socket()
+    wrapper = link._paho.socket()  # the connector's buffered wrapper around the socket
+    sock = getattr(wrapper, "_sock", None)
     assert isinstance(sock, socket.socket)
     assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
 
@@ -196,3 +197,36 @@ async def test_connectors_in_one_process_get_unique_ids(make: Callable[..., Mqtt
     assert a.connected
     assert b.connected
     assert a.stats.reconnects == b.stats.reconnects == 0  # neither knocked the other off
+
+
+@pytest.mark.asyncio
+async def test_qos0_messages_sent_into_a_dead_connection_are_sent_again(
+    broker: MosquittoServer, make: Callable[..., MqttConnector]
+) -> None:
+    """Messages written after the path died but before the connector noticed are not lost: QoS 0 batches
+    stay unconfirmed until a later PUBACK, and go out again after the reconnect, once, in order.
+    """
+    subscriber = make()
+    await subscriber.connect()
+    seen = Recorder()
+    await subscriber.subscribe("replay/t", seen)
+    async with FaultProxy(broker.host, broker.port) as proxy:
+        publisher = MqttConnector(proxy.host, proxy.port, reconnect_min_delay=0.01, reconnect_max_delay=0.05)
+        async with publisher:
+            await publisher.publish("replay/t", {"i": "before"}, qos=1)
+            await seen.wait_for(1)
+            proxy.frozen = True  # the path dies silently
+            for i in range(10):
+                await publisher.publish("replay/t", {"i": i})
+            size = sum(len(f'{{"i":{i}}}') + len("replay/t") + 5 for i in range(10))
+            async with asyncio.timeout(10):
+                await proxy.wait_for_discarded(size)  # all ten were written to the socket
+            assert publisher.connected  # and the connector cannot know they went nowhere
+            proxy.frozen = False
+            proxy.cut()
+            await seen.wait_for(11)
+            await publisher.publish("replay/t", {"i": "after"}, qos=1)
+            await seen.wait_for(12)
+    assert [p["i"] for p in seen.payloads] == ["before", *range(10), "after"]
+    assert publisher.stats.dropped == 0
+    assert publisher.stats.reconnects == 1

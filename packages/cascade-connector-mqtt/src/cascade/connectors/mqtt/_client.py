@@ -42,6 +42,7 @@ import aiomqtt
 import paho.mqtt.client as paho
 from aiomqtt.exceptions import MqttCodeError, MqttConnectError
 from cascade.connectors.protocol import ConnectionFailedError
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -79,6 +80,104 @@ def _varint(n: int) -> bytes:
         else:
             out.append(digit)
             return bytes(out)
+
+
+_READ_SIZE: Final = 65536
+
+# MQTT 5 PUBLISH properties: identifier -> how its value is encoded.
+_BYTE, _INT2, _INT4, _VARINT, _STRING, _BINARY, _PAIR = range(7)
+_PUBLISH_PROPERTIES: Final = {
+    0x01: _BYTE,  # payload format indicator
+    0x02: _INT4,  # message expiry interval
+    0x03: _STRING,  # content type
+    0x08: _STRING,  # response topic
+    0x09: _BINARY,  # correlation data
+    0x0B: _VARINT,  # subscription identifier
+    0x23: _INT2,  # topic alias
+    0x26: _PAIR,  # user property
+}
+
+
+def _read_varint(data: bytes | bytearray, pos: int) -> tuple[int, int]:
+    value = 0
+    shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+        if shift > 21:
+            raise ValueError("variable byte integer longer than 4 bytes")
+
+
+def _subscription_ids(data: bytes | bytearray, pos: int, end: int) -> list[int] | None:
+    """The subscription identifiers among the properties in ``data[pos:end]``; None if something is
+    unexpected (a topic alias, an unknown property): then paho's own decoder handles the packet.
+    """
+    sids: list[int] = []
+    while pos < end:
+        ident = data[pos]
+        pos += 1
+        kind = _PUBLISH_PROPERTIES.get(ident)
+        if kind is None or ident == 0x23:
+            return None
+        if kind == _VARINT:
+            sid, pos = _read_varint(data, pos)
+            sids.append(sid)
+        elif kind == _BYTE:
+            pos += 1
+        elif kind == _INT2:
+            pos += 2
+        elif kind == _INT4:
+            pos += 4
+        elif kind == _PAIR:
+            pos += 2 + int.from_bytes(data[pos : pos + 2], "big")
+            pos += 2 + int.from_bytes(data[pos : pos + 2], "big")
+        else:
+            pos += 2 + int.from_bytes(data[pos : pos + 2], "big")
+    if pos != end:
+        return None
+    return sids
+
+
+class _BufferedSocket:
+    """Wraps paho's socket so that its many tiny reads (1 byte of command, 1 per length byte, then the
+    body) are served from one large ``recv``; ``pending()`` makes aiomqtt's reader callback keep calling
+    paho until the buffer is empty (it does that for TLS sockets already). Everything else is delegated.
+    """
+
+    __slots__ = ("_buffer", "_pos", "_sock")
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self._buffer = b""
+        self._pos = 0
+
+    def recv(self, size: int) -> bytes:
+        pos = self._pos
+        buffer = self._buffer
+        if pos >= len(buffer):
+            data: bytes = self._sock.recv(_READ_SIZE)  # may raise BlockingIOError / SSLWantReadError
+            if len(data) <= size:
+                return data
+            self._buffer = buffer = data
+            pos = 0
+        end = pos + size
+        if end >= len(buffer):
+            self._buffer = b""
+            self._pos = 0
+            return buffer[pos:] if pos else buffer
+        self._pos = end
+        return buffer[pos:end]
+
+    def pending(self) -> int:
+        inner = self._sock.pending() if isinstance(self._sock, ssl.SSLSocket) else 0
+        return len(self._buffer) - self._pos + inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
 
 
 class Sent(Protocol):
@@ -245,6 +344,8 @@ class Link:
         )
         self._paho: paho.Client = self._client._client
         self._paho.connect_timeout = settings.connect_timeout
+        # paho looks the handler up on the instance: inbound PUBLISH packets take the lean path below.
+        self._paho._handle_publish = self._handle_publish  # type: ignore[method-assign]
 
     # ------------------------------------------------------------------ opening and closing
 
@@ -274,6 +375,9 @@ class Link:
         self._close_socket()
 
     def _started(self) -> None:
+        sock = self._paho._sock
+        if sock is not None and not isinstance(sock, _BufferedSocket):
+            self._paho._sock = _BufferedSocket(sock)
         props = self._client.connack_properties
         if props is not None:
             self.receive_maximum = int(getattr(props, "ReceiveMaximum", _DEFAULT_RECEIVE_MAXIMUM))
@@ -429,6 +533,42 @@ class Link:
             self._owner._link_message(self, topic, message.payload, bool(message.retain), sids)
         except Exception:
             _log.exception("internal error while receiving a message on %r", topic)
+
+    def _handle_publish(self) -> MQTTErrorCode:
+        """Paho's ``_handle_publish`` without building an ``MQTTMessage`` and MQTT 5 ``Properties`` per
+        message (most of paho's per-message cost): parse the topic, packet id, subscription identifiers
+        and payload, hand them over, acknowledge QoS 1. Anything unusual goes to paho's own handler.
+        """
+        client = self._paho
+        packet = client._in_packet
+        header = packet["command"]
+        data = packet["packet"]
+        qos = (header >> 1) & 0x03
+        try:
+            pos = 2 + int.from_bytes(data[0:2], "big")
+            raw_topic = data[2:pos]
+            mid = 0
+            if qos:
+                mid = int.from_bytes(data[pos : pos + 2], "big")
+                pos += 2
+            length, pos = _read_varint(data, pos)
+            sids = _subscription_ids(data, pos, pos + length) if length else []
+        except (IndexError, ValueError):
+            sids = None
+        if sids is None or qos > 1 or not raw_topic:
+            return paho.Client._handle_publish(client)
+        try:
+            topic = raw_topic.decode("utf-8")
+        except UnicodeDecodeError:
+            _log.warning("skipped an inbound message whose topic is not UTF-8")
+        else:
+            try:
+                self._owner._link_message(self, topic, bytes(data[pos + length :]), bool(header & 0x01), sids)
+            except Exception:
+                _log.exception("internal error while receiving a message on %r", topic)
+        if qos == 1:
+            return client._send_puback(mid)
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def _published(self, mid: int, reason_code: ReasonCode) -> None:
         try:

@@ -56,12 +56,14 @@ _CLOSING: Final = 2  # disconnect() in progress
 _USER: Final = 0
 _PRESENCE: Final = 1
 _MARKER: Final = 2
+_CONFIRM: Final = 3
 
 _SYNC_SID: Final = 1  # subscription identifier of the private sync topic
 _SYNC_RETRY: Final = 0.5  # seconds without the awaited sync marker before another one is sent
 _MAX_SID: Final = 268_435_455  # MQTT 5 limit on subscription identifiers
 _MAX_INFLIGHT: Final = 20  # QoS 1 messages awaiting PUBACK (also capped by the broker's Receive Maximum)
-_MAX_BATCHES: Final = 8  # QoS 0 batches handed to the client but not yet written to the socket
+_MAX_UNWRITTEN: Final = 8  # QoS 0 batches handed to the client but not yet written to the socket
+_UNCONFIRMED_BYTES: Final = 4 * 1024 * 1024  # QoS 0 bytes kept for a resend until the broker has them
 _BATCH_BYTES: Final = 64 * 1024  # a batch closes once it holds this many bytes of topics and payloads
 _TOPIC_CACHE: Final = 4096  # validated publish topics remembered
 _MAX_PAYLOAD: Final = 268_435_455 - 65_535 - 16  # what still fits in one MQTT packet with the topic
@@ -70,12 +72,13 @@ _MAX_PAYLOAD: Final = 268_435_455 - 65_535 - 16  # what still fits in one MQTT p
 class _Ack:
     """The completion of one QoS 1 message."""
 
-    __slots__ = ("future", "kind", "reason", "seq")
+    __slots__ = ("future", "kind", "reason", "sent", "seq")
 
     def __init__(self, future: asyncio.Future[None] | None, kind: int, seq: int = 0) -> None:
         self.future = future
         self.kind = kind
-        self.seq = seq
+        self.seq = seq  # the sync marker's number
+        self.sent = 0  # position in the connection's send order (see MqttConnector._sent)
         self.reason = 0
 
 
@@ -238,7 +241,12 @@ class MqttConnector:
         self._control: deque[_Entry] = deque()
         self._qos1_queued = 0
         self._inflight: dict[int, _Entry] = {}
-        self._unwritten: deque[tuple[Sent, int]] = deque()  # (batch handle, number of messages)
+        self._unwritten: deque[Sent] = deque()  # QoS 0 batches handed to the client, maybe not written
+        # QoS 0 batches handed over but not yet confirmed (see _flush): (send position, batch, bytes)
+        self._unconfirmed: deque[tuple[int, list[_Entry], int]] = deque()
+        self._unconfirmed_bytes = 0
+        self._sent = 0  # send positions: every QoS 0 batch and QoS 1 message handed over takes the next
+        self._confirm_pending = False
         self._max_inflight = _MAX_INFLIGHT
         self._flush_scheduled = False
         self._idle_waiter: asyncio.Future[None] | None = None
@@ -399,6 +407,7 @@ class MqttConnector:
         loop = asyncio.get_running_loop()
         self._idle_waiter = loop.create_future()
         self._check_idle()
+        self._schedule_flush()
         try:
             async with asyncio.timeout_at(deadline):
                 await self._idle_waiter
@@ -434,6 +443,9 @@ class MqttConnector:
             link.abort()
         self._link = None
         leftovers = list(self._inflight.values()) + list(self._control) + list(self._queue)
+        leftovers += [entry for _sent, batch, _size in self._unconfirmed for entry in batch]
+        self._unconfirmed.clear()
+        self._unconfirmed_bytes = 0
         self._inflight.clear()
         self._control.clear()
         self._queue.clear()
@@ -693,16 +705,23 @@ class MqttConnector:
             asyncio.get_running_loop().call_soon(self._flush)
 
     def _flush(self) -> None:
-        """Hand queued messages to the client: QoS 0 in batches (one socket write each), within a bounded
-        number of unwritten batches; QoS 1 one by one, within the bound on messages awaiting PUBACK.
+        """Hand queued messages to the client: QoS 0 in batches (one socket write each), QoS 1 one by one
+        within the bound on messages awaiting PUBACK.
+
+        Flow control: at most `_MAX_UNWRITTEN` batches wait in the client for the socket; the rest stays
+        in the queue (where `max_buffered` applies).
+
+        QoS 0 has no acknowledgement, but the broker handles a client's packets in order, so the PUBACK of
+        any QoS 1 message sent after a batch proves the broker received the batch. Batches are kept in
+        `_unconfirmed` until such a PUBACK (a small QoS 1 "confirm" publish is sent when none is under
+        way) and go back to the queue if the connection dies first: messages published after the broker
+        died but before the loss was noticed are sent again rather than lost. That memory is bounded
+        (`_UNCONFIRMED_BYTES`, the oldest batches are forgotten first).
         """
         self._flush_scheduled = False
         link = self._link
         if link is None or link.lost:
             return
-        unwritten = self._unwritten
-        while unwritten and unwritten[0][0].is_published():
-            unwritten.popleft()
         inflight = self._inflight
         max_inflight = self._max_inflight
         control = self._control
@@ -711,9 +730,13 @@ class MqttConnector:
                 return
             control.popleft()
         queue = self._queue
+        unconfirmed = self._unconfirmed
+        unwritten = self._unwritten
+        while unwritten and unwritten[0].is_published():
+            unwritten.popleft()
         while queue:
             if queue[0][3] is None:
-                if len(unwritten) >= _MAX_BATCHES:
+                if len(unwritten) >= _MAX_UNWRITTEN:
                     break
                 batch: list[_Entry] = []
                 size = 0
@@ -722,10 +745,15 @@ class MqttConnector:
                     batch.append(entry)
                     size += len(entry[1]) + len(entry[0])
                 sent = link.send_qos0(batch)
-                if sent is None:  # the connection is going away: keep the messages queued
+                if sent is None:  # the connection is going away: keep them queued
                     queue.extendleft(reversed(batch))
                     return
-                unwritten.append((sent, len(batch)))
+                unwritten.append(sent)
+                self._sent += 1
+                unconfirmed.append((self._sent, batch, size))
+                self._unconfirmed_bytes += size
+                while self._unconfirmed_bytes > _UNCONFIRMED_BYTES:
+                    self._unconfirmed_bytes -= unconfirmed.popleft()[2]
             else:
                 if control or len(inflight) >= max_inflight:
                     break
@@ -733,8 +761,19 @@ class MqttConnector:
                     return
                 queue.popleft()
                 self._qos1_queued -= 1
+        if unconfirmed and not self._confirm_pending:
+            self._confirm_pending = True
+            confirm: _Entry = (self._sync_topic, b"", False, _Ack(None, _CONFIRM))
+            if control or len(inflight) >= max_inflight or not self._send_qos1(link, confirm):
+                control.append(confirm)  # sent by a later flush, still after the batches
         if self._idle_waiter is not None:
             self._check_idle()
+
+    def _confirmed(self, upto: int) -> None:
+        """The broker has everything handed over before send position `upto`."""
+        unconfirmed = self._unconfirmed
+        while unconfirmed and unconfirmed[0][0] < upto:
+            self._unconfirmed_bytes -= unconfirmed.popleft()[2]
 
     def _write_now(self) -> None:
         """Hand what fits to the client and let it write to the socket now (non-blocking)."""
@@ -753,6 +792,10 @@ class MqttConnector:
         mid = link.publish_qos1(entry[0], entry[1], entry[2])
         if mid is None:
             return False
+        ack = entry[3]
+        assert ack is not None
+        self._sent += 1
+        ack.sent = self._sent
         self._inflight[mid] = entry
         return True
 
@@ -762,10 +805,7 @@ class MqttConnector:
             return
         # Idle: no message from publish() is waiting (queued, in flight or unwritten). During an outage
         # with nothing queued there is nothing to flush, so disconnect() need not wait for a reconnect.
-        if self._queue or self._qos1_inflight():
-            return
-        link = self._link
-        if link is not None and self._unwritten and not self._unwritten[-1][0].is_published():
+        if self._queue or self._unconfirmed or self._qos1_inflight():
             return
         waiter.set_result(None)
 
@@ -818,9 +858,13 @@ class MqttConnector:
                 ack = entry[3]
                 assert ack is not None
                 ack.reason = reason
+                if self._unconfirmed:
+                    self._confirmed(ack.sent)
                 self._acked(entry)
-        # A QoS 0 batch was written or a QoS 1 slot freed: hand over more.
-        if not self._flush_scheduled and (self._queue or self._control or self._idle_waiter is not None):
+        # A QoS 1 slot or some of the unconfirmed window freed (or a batch was written): hand over more.
+        if not self._flush_scheduled and (
+            self._queue or self._control or self._unconfirmed or self._idle_waiter is not None
+        ):
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
 
@@ -828,6 +872,9 @@ class MqttConnector:
         ack = entry[3]
         assert ack is not None
         refused = ack.reason >= 0x80
+        if ack.kind == _CONFIRM:
+            self._confirm_pending = False  # refused or not, it was answered in order
+            return
         if ack.kind == _MARKER:
             if refused:
                 self._sync_unavailable(
@@ -849,23 +896,29 @@ class MqttConnector:
         if link is not self._link:
             return
         self._link = None
-        # QoS 1 messages not yet acknowledged go back to the front of the queue, in their order.
-        user = [entry for entry in self._inflight.values() if entry[3] is not None and entry[3].kind == _USER]
+        # Messages the broker may not have (QoS 1 without PUBACK, QoS 0 batches not confirmed) go back
+        # to the front of the queue in the order they were sent: they are sent again after the reconnect.
+        back: list[tuple[int, list[_Entry]]] = [(sent, batch) for sent, batch, _size in self._unconfirmed]
+        qos1 = 0
+        for entry in self._inflight.values():
+            ack = entry[3]
+            if ack is not None and ack.kind == _USER:
+                back.append((ack.sent, [entry]))
+                qos1 += 1
+        back.sort(key=lambda item: item[0])
+        for _sent, entries in reversed(back):
+            self._queue.extendleft(reversed(entries))
+        self._qos1_queued += qos1
         self._inflight.clear()
-        for entry in reversed(user):
-            self._queue.appendleft(entry)
-        self._qos1_queued += len(user)
-        # Presence and sync markers are re-sent on the next connection.
+        self._unconfirmed.clear()
+        self._unconfirmed_bytes = 0
+        self._unwritten.clear()
+        self._confirm_pending = False
+        # Presence, sync markers and confirms are sent afresh on the next connection.
         for _topic, _data, _retain, ack in self._control:
             if ack is not None and ack.future is not None and not ack.future.done():
                 ack.future.set_result(None)
         self._control.clear()
-        # QoS 0 packets handed to the client but not written are lost with the connection.
-        lost = sum(count for sent, count in self._unwritten if not sent.is_published())
-        self._unwritten.clear()
-        if lost:
-            self._stats.dropped += lost
-            _log.warning("%d QoS 0 message(s) were lost with the connection", lost)
         if self._wake is not None:
             self._wake.set()
 

@@ -6,7 +6,9 @@ Put it between a connector and its broker (``MqttConnector("127.0.0.1", proxy.po
   the broker publishes the client's last will and the client sees an abrupt loss and reconnects;
 - `blackhole` (attribute) makes new connections hang: accepted, never forwarded, never answered (a client
   waiting for its CONNACK times out);
-- `refuse` (attribute) closes new connections as soon as they are accepted.
+- `refuse` (attribute) closes new connections as soon as they are accepted;
+- `frozen` (attribute) makes every connection, open or new, swallow what it receives in both directions
+  without closing (a dead network path that neither side has noticed yet); `discarded` counts the bytes.
 
 Never used by `MqttConnector` itself.
 """
@@ -24,7 +26,8 @@ class FaultProxy:
     """Forwards TCP connections from ``127.0.0.1:{port}`` to ``target_host:target_port``.
 
     Use ``async with FaultProxy(host, port) as proxy:`` (or `start`/`close`). `port` is chosen free when
-    started. `connections` counts the connections accepted so far; `active` is how many are open.
+    started. `connections` counts the connections accepted so far; `active` is how many are open;
+    `discarded` counts the bytes swallowed while `frozen`.
     """
 
     def __init__(self, target_host: str, target_port: int, *, host: str = "127.0.0.1") -> None:
@@ -34,6 +37,8 @@ class FaultProxy:
         self.port = 0
         self.blackhole = False
         self.refuse = False
+        self.frozen = False
+        self.discarded = 0
         self.connections = 0
         self._server: asyncio.Server | None = None
         self._pairs: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter | None]] = set()
@@ -74,6 +79,12 @@ class FaultProxy:
         self._pairs.clear()
         self._changed.set()
         return len(pairs)
+
+    async def wait_for_discarded(self, count: int) -> None:
+        """Return once at least `count` bytes were swallowed while `frozen` (no timeout: wrap it)."""
+        while self.discarded < count:
+            self._changed.clear()
+            await self._changed.wait()
 
     async def wait_for_connections(self, count: int) -> None:
         """Return once at least `count` connections have been accepted in total (no timeout: wrap it)."""
@@ -116,13 +127,16 @@ class FaultProxy:
             writer.transport.abort()
             up_writer.transport.abort()
 
-    @staticmethod
-    async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(ConnectionError, OSError):
             while True:
                 data = await reader.read(65536)
                 if not data:
                     return
+                if self.frozen:
+                    self.discarded += len(data)
+                    self._changed.set()
+                    continue
                 writer.write(data)
                 await writer.drain()
 
@@ -141,5 +155,5 @@ class FaultProxy:
     def __repr__(self) -> str:
         return (
             f"FaultProxy(127.0.0.1:{self.port} -> {self.target_host}:{self.target_port}, "
-            f"active={self.active}, blackhole={self.blackhole}, refuse={self.refuse})"
+            f"active={self.active}, blackhole={self.blackhole}, refuse={self.refuse}, frozen={self.frozen})"
         )
