@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -204,3 +205,30 @@ async def test_subscribe_returns_even_when_the_broker_drops_the_sync_marker(
     assert "the broker dropped 1 sync marker(s)" in caplog.text
     await publisher.publish("many/live", {"live": True}, qos=1)
     await eventually(lambda: seen.payloads[-1] == {"live": True})
+
+
+@pytest.mark.asyncio
+async def test_concurrent_subscribes_on_one_filter_each_get_the_retained_state_once(
+    make: Callable[..., MqttConnector],
+) -> None:
+    """Each SUBSCRIBE carries its own subscription identifier, so two replays in flight at once are told
+    apart: neither subscription sees the other's replay.
+    """
+    publisher, subscriber = make(), make()
+    await publisher.connect()
+    for i in range(3):
+        await publisher.publish(f"conc/{i}", {"i": i}, qos=1, retain=True)
+    await subscriber.connect()
+    first, second, third = Recorder("first"), Recorder("second"), Recorder("third")
+    await asyncio.gather(
+        subscriber.subscribe("conc/#", first),
+        subscriber.subscribe("conc/#", second),
+        subscriber.subscribe("conc/+", third),
+    )
+    for recorder in (first, second, third):
+        assert sorted(p["i"] for p in recorder.payloads) == [0, 1, 2], recorder
+    await publisher.publish("conc/live", {"i": "live"})
+    await sentinel(publisher, subscriber)
+    for recorder in (first, second, third):
+        assert recorder.payloads[-1] == {"i": "live"}
+        assert len(recorder) == 4

@@ -11,11 +11,17 @@ paho client directly, without one awaitable per message:
   iteration and reports the write through ``on_publish`` with message id 0.
 - ``publish_qos1`` uses paho's ``publish`` (paho tracks the PUBACK); QoS 1 messages are the only ones
   that take paho message ids, so an id in ``on_publish`` names exactly one QoS 1 message in flight.
-- ``on_message`` hands (topic, payload, retain flag, subscription identifiers) to the owner; it must not
+- inbound: paho's socket is wrapped in `_BufferedSocket` (one large ``recv`` serves paho's many tiny
+  reads, and its ``pending()`` keeps aiomqtt's reader callback going until the buffer is empty), and
+  PUBLISH packets are parsed by `Link._handle_publish` (topic, packet id, subscription identifiers,
+  payload) instead of paho's decoder, which builds an ``MQTTMessage`` and MQTT 5 ``Properties`` object
+  per message. The owner gets (topic, payload, retain flag, subscription identifiers); nothing here may
   raise (paho would re-raise into aiomqtt's reader, which would then consider the connection lost).
 
-Pinned to aiomqtt 2.5 (``aiomqtt>=2.5,<3``): this module relies on its private ``_client`` (the paho
-client), ``_connected``/``_disconnected`` futures, ``_misc_task`` and ``_on_*`` callback methods.
+Pinned to aiomqtt 2.5 (``aiomqtt>=2.5,<3``, which pins paho-mqtt 2.x): this module relies on aiomqtt's
+private ``_client`` (the paho client), ``_connected``/``_disconnected`` futures, ``_misc_task`` and
+``_on_*`` callback methods, and on paho's ``_sock``, ``_in_packet``, ``_packet_queue``,
+``_handle_publish`` and ``_send_puback``. The package tests exercise every one of them against Mosquitto.
 """
 
 from __future__ import annotations

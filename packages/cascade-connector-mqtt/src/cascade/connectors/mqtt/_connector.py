@@ -87,24 +87,31 @@ _Entry = tuple[str, bytes, bool, _Ack | None]
 
 
 class _BrokerSub:
-    """One subscription at the broker (one per distinct filter), shared by local subscriptions."""
+    """One subscription at the broker (one per distinct filter), shared by local subscriptions.
 
-    __slots__ = ("filter", "sid", "subs")
+    Each SUBSCRIBE for the filter gives it a fresh subscription identifier (`sid`, the current one), so
+    the retained replay of one SUBSCRIBE can be told from another's; `sids` keeps every identifier
+    it had (copies in flight may still carry an older one).
+    """
+
+    __slots__ = ("filter", "sid", "sids", "subs")
 
     def __init__(self, topic_filter: str, sid: int) -> None:
         self.filter = topic_filter
         self.sid = sid
+        self.sids = [sid]
         self.subs: dict[MqttSubscription, None] = {}
 
 
 class MqttSubscription:
     """What `MqttConnector.subscribe` returns: `unsubscribe()` ends it (idempotent)."""
 
-    __slots__ = ("_broker", "_connector", "active", "callback")
+    __slots__ = ("_broker", "_connector", "_sync_sid", "active", "callback")
 
     def __init__(self, connector: MqttConnector, broker: _BrokerSub, callback: Callback) -> None:
         self._connector = connector
         self._broker = broker
+        self._sync_sid = broker.sid  # the identifier of the SUBSCRIBE whose retained replay it waits for
         self.callback = callback
         self.active = True
 
@@ -592,6 +599,7 @@ class MqttConnector:
             seq = self._send_marker()
             for bsub in self._by_filter.values():
                 for sub in bsub.subs:
+                    sub._sync_sid = bsub.sid
                     self._syncing[sub] = seq
         self._schedule_flush()
         assert presence.future is not None
@@ -935,15 +943,21 @@ class MqttConnector:
         validate_filter(topic)
         if not callable(callback):
             raise TypeError("callback must be an async callable (topic, payload)")
+        link = self._link
+        online = link is not None and not link.lost
         bsub = self._by_filter.get(topic)
         if bsub is None:
             bsub = _BrokerSub(topic, self._new_sid())
             self._by_filter[topic] = bsub
             self._by_sid[bsub.sid] = bsub
             self._index.add(topic, bsub)
+        elif online:
+            # Another SUBSCRIBE for this filter: a new identifier tells its retained replay apart.
+            bsub.sid = self._new_sid()
+            bsub.sids.append(bsub.sid)
+            self._by_sid[bsub.sid] = bsub
         sub = MqttSubscription(self, bsub, callback)
         bsub.subs[sub] = None
-        link = self._link
         if link is None or link.lost:
             return sub  # the reconnect re-subscribes it and delivers its retained state
         try:
@@ -1002,7 +1016,8 @@ class MqttConnector:
         if bsub.subs or self._by_filter.get(bsub.filter) is not bsub:
             return None
         del self._by_filter[bsub.filter]
-        self._by_sid.pop(bsub.sid, None)
+        for sid in bsub.sids:
+            self._by_sid.pop(sid, None)
         self._index.remove(bsub)
         return bsub
 
@@ -1075,18 +1090,29 @@ class MqttConnector:
         if topic == self._sync_topic:
             self._marker(payload)
             return
+        # A message flagged retained is a replay caused by a (re)subscription: it goes only to the
+        # subscriptions still waiting for the retained state of that very SUBSCRIBE (DESIGN §7.2).
+        replay = retain and self._sync_available
+        targets: list[MqttSubscription]
         if sids:
             by_sid = self._by_sid
-            bsubs = [by_sid[sid] for sid in sids if sid in by_sid]
+            if replay:
+                syncing = self._syncing
+                targets = [
+                    sub
+                    for sid in sids
+                    if sid in by_sid
+                    for sub in by_sid[sid].subs
+                    if sub._sync_sid == sid and sub in syncing
+                ]
+            else:
+                targets = [sub for sid in sids if sid in by_sid for sub in by_sid[sid].subs]
+                if len(sids) > 1:
+                    targets = list(dict.fromkeys(targets))
         else:
             bsubs = self._index.match(topic)
-        if not bsubs:
-            return
-        # A message flagged retained is a replay caused by a (re)subscription: it goes only to the
-        # subscriptions still waiting for their retained state (DESIGN §7.2).
-        only_syncing = retain and self._sync_available
-        syncing = self._syncing
-        targets = [sub for bsub in bsubs for sub in bsub.subs if not only_syncing or sub in syncing]
+            syncing = self._syncing
+            targets = [sub for bsub in bsubs for sub in bsub.subs if not replay or sub in syncing]
         if not targets:
             return
         try:
