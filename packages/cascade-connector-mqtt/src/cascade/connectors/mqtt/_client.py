@@ -476,7 +476,7 @@ class Link:
         ``_link_published``), or None if the connection is gone. Never blocks.
         """
         for _ in range(4):
-            info = self._paho.publish(topic, payload, 1, retain)
+            info = self._paho.publish(topic, payload, 1, bool(retain))
             if info.rc == paho.MQTT_ERR_SUCCESS:
                 return info.mid
             if self.lost or info.rc != paho.MQTT_ERR_QUEUE_SIZE:  # QUEUE_SIZE: message id in use; retry
