@@ -367,6 +367,7 @@ class Link:
         try:
             await asyncio.shield(attempt)
         except asyncio.CancelledError:
+            link._abandon()
             attempt.add_done_callback(link._reap_abandoned)
             raise
         except (aiomqtt.MqttError, OSError) as exc:  # OSError: from aiomqtt setting socket options
@@ -374,6 +375,17 @@ class Link:
             raise _connect_error(exc, settings) from exc
         link._started()
         return link
+
+    def _abandon(self) -> None:
+        # Cancelled mid-connect (Ctrl-C, a timeout): close now, since the loop may be closing and never
+        # reach _reap_abandoned, and cut paho's socket callbacks into the loop, since paho's connect may
+        # still be running in its executor thread and paho closes any socket it ends up with from
+        # __del__, possibly after the loop is closed ("Event loop is closed").
+        self._paho.on_socket_open = None
+        self._paho.on_socket_close = None
+        self._paho.on_socket_register_write = None
+        self._paho.on_socket_unregister_write = None
+        self._close_socket()
 
     def _reap_abandoned(self, attempt: asyncio.Future[Any]) -> None:
         if not attempt.cancelled():
@@ -427,6 +439,9 @@ class Link:
 
     def _close_socket(self) -> None:
         sock = self._paho.socket()
+        # Detach it from paho: otherwise paho closes it again from __del__, possibly after the event
+        # loop is closed, and aiomqtt's close callback then prints "Event loop is closed".
+        self._paho._sock = None
         if sock is not None:
             fd = sock.fileno()
             if fd >= 0:
