@@ -11,7 +11,13 @@ from typing import Any
 import pytest
 from cascade.connectors.mqtt import MqttConnector
 from cascade.connectors.mqtt.mosquitto import MosquittoServer
-from cascade.connectors.protocol import Connector, NotConnectedError, PayloadError, TopicError
+from cascade.connectors.protocol import (
+    Connector,
+    ConnectorError,
+    NotConnectedError,
+    PayloadError,
+    TopicError,
+)
 from cascade.connectors.testing import Recorder, eventually
 
 pytestmark = pytest.mark.mosquitto
@@ -80,6 +86,22 @@ async def test_publish_and_subscribe_need_a_connection(make: Callable[..., MqttC
         await connector.publish("t", {})
     with pytest.raises(NotConnectedError):
         await connector.subscribe("t", Recorder())
+
+
+@pytest.mark.asyncio
+async def test_context_manager_is_reusable_but_not_reentrant(make: Callable[..., MqttConnector]) -> None:
+    connector = make()
+    states: list[bool] = []
+    async with connector:
+        with pytest.raises(ConnectorError, match="re-entrant"):
+            async with connector:
+                pass  # pragma: no cover - never entered
+        states.append(connector.connected)
+    states.append(connector.connected)
+    async with connector:
+        await connector.publish("t", {}, qos=1)
+    states.append(connector.connected)
+    assert states == [True, False, False]
 
 
 @pytest.mark.asyncio

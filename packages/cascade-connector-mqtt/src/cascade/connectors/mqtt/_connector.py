@@ -232,6 +232,7 @@ class MqttConnector:
         self._stats = ConnectorStats()
         self._state = _IDLE
         self._lock: asyncio.Lock | None = None
+        self._in_context = False
         self._topics_ok: set[str] = set()
         self._reset()
 
@@ -482,7 +483,11 @@ class MqttConnector:
         self._inbound.clear()
 
     async def __aenter__(self) -> MqttConnector:
+        """`connect()`; reusable after the block ends, but not re-entrant (`ConnectorError`)."""
+        if self._in_context:
+            raise ConnectorError("MqttConnector is not re-entrant: it is already inside 'async with'")
         await self.connect()
+        self._in_context = True
         return self
 
     async def __aexit__(
@@ -491,6 +496,7 @@ class MqttConnector:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._in_context = False
         await self.disconnect()
 
     # ------------------------------------------------------------------ the supervisor task
