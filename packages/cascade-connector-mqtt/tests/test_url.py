@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import ssl
+from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import quote, unquote
 
 import pytest
 from cascade.connectors.mqtt import InvalidUrlError, MqttConnector
-from cascade.connectors.mqtt._url import redact_url
-from cascade.connectors.mqtt.mosquitto import TlsFiles
-from cascade.connectors.protocol import ConnectorError
+from cascade.connectors.mqtt._url import parse_url, redact_url
+from cascade.connectors.mqtt.mosquitto import MosquittoServer, TlsFiles
+from cascade.connectors.protocol import ConnectionFailedError, ConnectorError
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
 
 SECRET = "s3cr3t-Pa55"
 
@@ -180,3 +185,186 @@ def test_raw_hash_in_password_is_not_shown() -> None:
         MqttConnector.from_url("mqtt://alice:pa#ss@host")
     assert "pa#ss" not in str(caught.value)
     assert "ss@host" not in str(caught.value)
+
+
+# --- a password holding any character never leaks (issue: a raw '/' made urllib's port error show it) ---
+
+ISSUE_URL = "mqtt://svc:Tr0ub4dor/XkcdPw@host:1883"
+
+
+def chain_texts(error: BaseException) -> list[str]:
+    """str, repr and args of `error` and of every exception chained to it (cause and context)."""
+    texts: list[str] = []
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [error]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        texts += [str(current), repr(current), *map(repr, current.args)]
+        if isinstance(current, InvalidUrlError):
+            texts += [current.url, current.problem]
+        stack += [current.__cause__, current.__context__]
+    return texts
+
+
+def assert_never_shown(secret: str, texts: list[str]) -> None:
+    """No 4 characters in a row of `secret` (all of it, if shorter) appear in any of `texts`."""
+    size = min(4, len(secret))
+    for i in range(len(secret) - size + 1):
+        piece = secret[i : i + size]
+        for text in texts:
+            assert piece not in text, f"{piece!r} of the password shown in {text!r}"
+
+
+def test_the_issue_url_says_to_percent_encode_and_shows_nothing_of_the_password() -> None:
+    with pytest.raises(InvalidUrlError) as caught:
+        MqttConnector.from_url(ISSUE_URL)
+    error = caught.value
+    assert error.url == "mqtt://svc:***@host:1883"
+    assert "%2F for /" in error.problem
+    assert "percent-encode" in error.problem
+    assert error.__cause__ is None
+    assert error.__context__ is None
+    assert_never_shown("Tr0ub4dor/XkcdPw", chain_texts(error))
+    for part in ("Tr0ub4dor", "XkcdPw"):
+        assert all(part not in text for text in chain_texts(error))
+    # Encoded, the same password works.
+    connector = MqttConnector.from_url("mqtt://svc:Tr0ub4dor%2FXkcdPw@host:1883")
+    assert connector._password == "Tr0ub4dor/XkcdPw"
+
+
+@pytest.mark.parametrize(
+    ("password", "said"),
+    [
+        ("123/Zebra9Quux7", "%2F for /"),  # '/' after digits: urllib would read a port and a path
+        ("0/?source=Zebra9", "%3F for ?"),
+        ("Zebra?Quux7", "%3F for ?"),
+        ("?source=Zebra9Quux7", "%3F for ?"),  # would read as an empty port and a valid option
+        ("Zebra#Quux7", "%23 for #"),
+        ("Zebra[Quux7", "%5B %5D"),
+        ("[Zebra9Quux7]", "%5B %5D"),
+        ("100%Zebra9Quux7", "%25 for %"),
+        ("Zebra%zzQuux7", "%25 for %"),
+        ("Zebra%FFQuux7", "not UTF-8"),  # decodes to bytes that are not text
+        ("Zebra\uff20Quux7", "percent-encode"),  # NFKC makes U+FF20 an '@': urllib's error quotes the netloc
+        ("Zebra\uff0fQuux7", "percent-encode"),  # a fullwidth '/'
+        ("Zebra\tQuux7", "control character"),  # urllib would silently drop the tab
+        ("Zebra\nQuux7", "control character"),
+    ],
+)
+def test_a_password_with_raw_special_characters_is_refused_without_showing_it(
+    password: str, said: str
+) -> None:
+    for url in (f"mqtt://svc:{password}@host:1883", f"mqtts://svc:{password}@host/?keepalive=5"):
+        with pytest.raises(InvalidUrlError) as caught:
+            MqttConnector.from_url(url)
+        assert said in caught.value.problem
+        assert caught.value.url.startswith(("mqtt://svc:***@host", "mqtts://svc:***@host"))
+        assert_never_shown(password, chain_texts(caught.value))
+
+
+@pytest.mark.parametrize(
+    "password", ["p@ss", "p:ss", "a b c", "ümlaut€", "秘密のパスワード", "p@ss:w@rd", "semi;colon=&!$'()*+,"]
+)
+def test_raw_characters_that_cannot_be_misread_are_kept_as_they_are(password: str) -> None:
+    connector = MqttConnector.from_url(f"mqtt://svc:{password}@host:1883")
+    assert (connector._hostname, connector._port) == ("host", 1883)
+    assert (connector._username, connector._password) == ("svc", password)
+
+
+def test_an_at_sign_in_an_option_value_must_be_encoded() -> None:
+    """An '@' after the host could be the end of a password holding '/', '?' or '#': refused, with a hint."""
+    with pytest.raises(InvalidUrlError, match="write %40"):
+        MqttConnector.from_url("mqtt://host/?client_id=worker@site")
+    assert MqttConnector.from_url("mqtt://host/?client_id=worker%40site").client_id == "worker@site"
+
+
+def test_the_connector_and_its_settings_never_show_an_odd_password(caplog: pytest.LogCaptureFixture) -> None:
+    password = "Tr0ub4dor/Xk#cd?Pw@1 :%[]"
+    caplog.set_level(logging.DEBUG)
+    connector = MqttConnector.from_url(f"mqtt://svc:{quote(password, safe='')}@host:1883")
+    assert connector._password == password
+    texts = [repr(connector), str(connector), repr(connector._settings()), *caplog.messages]
+    assert "svc" in repr(connector)
+    assert_never_shown(password, texts)
+
+
+# Every 4 characters in a row of these passwords hold a marker that no error message contains, so "no
+# marker anywhere in the error chain" proves that no part of the password is shown, whatever it holds.
+MARKERS = "~!$^|`"
+# URL delimiters, and fullwidth @ / ? # : % [ ] (NFKC turns them into the ASCII ones). Lists, not
+# st.text: st.text would merge them into one alphabet, and they would almost never be drawn.
+delimiters = st.sampled_from(list("/#?@:%[] ") + list("\uff20\uff0f\uff1f\uff03\uff1a\uff05\uff3b\uff3d"))
+odd_character = delimiters | st.characters(categories=["L", "N", "P", "S", "Zs"])
+raw_passwords = st.lists(
+    st.tuples(st.sampled_from(MARKERS), st.lists(odd_character, max_size=3).map("".join)).map("".join),
+    min_size=1,
+    max_size=6,
+).map("".join)
+printable_text = st.lists(odd_character | st.sampled_from(MARKERS), max_size=16).map("".join)
+printable_names = st.lists(odd_character | st.sampled_from(MARKERS), min_size=1, max_size=16).map("".join)
+URL_PROPERTIES = settings(max_examples=300, deadline=None, derandomize=True)
+
+
+@URL_PROPERTIES
+@given(user=printable_names, password=printable_text)
+def test_a_percent_encoded_user_and_password_parse_to_exactly_themselves(user: str, password: str) -> None:
+    url = f"mqtt://{quote(user, safe='')}:{quote(password, safe='')}@host:1883/?keepalive=30"
+    options = parse_url(url)
+    assert (options["hostname"], options["port"], options["keepalive"]) == ("host", 1883, 30)
+    assert (options["username"], options["password"]) == (user, password)
+    assert redact_url(url) == f"mqtt://{quote(user, safe='')}:***@host:1883/?keepalive=30"
+
+
+@URL_PROPERTIES
+@given(password=raw_passwords)
+def test_a_raw_password_parses_exactly_or_is_refused_without_any_part_shown(password: str) -> None:
+    url = f"mqtt://svc:{password}@host:1883/?keepalive=30"
+    refused: InvalidUrlError | None = None
+    try:
+        connector = MqttConnector.from_url(url)
+    except InvalidUrlError as error:
+        refused = error
+    event("refused" if refused is not None else "parsed")
+    if refused is not None:
+        assert "percent-encode" in refused.problem
+        texts = chain_texts(refused)
+        assert not [text for text in texts if any(marker in text for marker in MARKERS)], texts
+        assert_never_shown(password, texts)
+    else:
+        # Nothing was misread: the host, port and options are the URL's, the password is the text given
+        # (percent-decoded, so exactly `password` when it holds no '%').
+        assert (connector._hostname, connector._port, connector._keepalive) == ("host", 1883, 30)
+        assert connector._username == "svc"
+        assert connector._password == unquote(password)
+        assert_never_shown(password, [repr(connector), repr(connector._settings())])
+
+
+@pytest.mark.asyncio
+@pytest.mark.mosquitto
+async def test_a_percent_encoded_password_logs_in_to_mosquitto_and_a_wrong_one_shows_nothing(
+    mosquitto_factory: Callable[..., MosquittoServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    server = mosquitto_factory(users={"svc": "Tr0ub4dor/Xk#cd?Pw@1 :%[]"})
+    host, port = server.host, server.port
+    # --8<-- [start:url-password]
+    from urllib.parse import quote
+
+    from cascade.connectors.mqtt import MqttConnector
+
+    password = "Tr0ub4dor/Xk#cd?Pw@1 :%[]"  # from your secret store, not from source code
+    url = f"mqtt://svc:{quote(password, safe='')}@{host}:{port}"
+    # mqtt://svc:Tr0ub4dor%2FXk%23cd%3FPw%401%20%3A%25%5B%5D@...
+    async with MqttConnector.from_url(url) as connector:
+        await connector.publish("plant/line-1/ready", {"ok": True}, qos=1)
+    # --8<-- [end:url-password]
+    wrong = "Tr0ub4dor/Xk#cd?Pw@2 :%[]"
+    with pytest.raises(ConnectionFailedError) as caught:
+        await MqttConnector.from_url(f"mqtt://svc:{quote(wrong, safe='')}@{host}:{port}").connect()
+    assert caught.value.reason == "auth"
+    texts = chain_texts(caught.value) + [record.getMessage() for record in caplog.records]
+    for secret in (password, wrong, quote(password, safe=""), quote(wrong, safe="")):
+        assert_never_shown(secret, texts)

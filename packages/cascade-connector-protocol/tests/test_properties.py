@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import UTC
 from typing import Any
 
+import pytest
 from cascade.connectors.protocol import (
     Constraint,
     ConstraintBook,
@@ -19,13 +21,18 @@ from cascade.connectors.protocol import (
     TaskStateEvent,
     TelemetryHeader,
     TelemetryMessage,
+    TopicError,
     UnknownEvent,
     constraint_topic,
     decode_payload,
     encode_payload,
     scope_from_topic,
+    status_topic,
+    telemetry_topic,
     topic_matches,
+    validate_filter,
     validate_scope,
+    validate_topic,
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -62,12 +69,25 @@ json_values = st.recursive(
 )
 json_objects = st.dictionaries(st.text(max_size=6), json_values, max_size=5)
 
+
+def refused_by_mqtt(ch: str) -> bool:
+    """The oracle for the topic grammar, written apart from its implementation (MQTT 5 §1.5.4)."""
+    code = ord(ch)
+    return (
+        unicodedata.category(ch) in ("Cc", "Cs")  # C0, DEL, C1; lone surrogates
+        or 0xFDD0 <= code <= 0xFDEF
+        or code & 0xFFFE == 0xFFFE  # U+xFFFE and U+xFFFF in every plane
+    )
+
+
 non_empty_text = st.text(min_size=1, max_size=12)
 segment = st.text(
-    alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="/+#:\x00"),
+    alphabet=st.characters(exclude_categories=["Cs", "Cc"], exclude_characters="/+#:").filter(
+        lambda ch: not refused_by_mqtt(ch)
+    ),
     min_size=1,
     max_size=8,
-)
+).filter(lambda part: not part.isspace())
 scopes = st.one_of(
     st.just("global"),
     st.builds(
@@ -202,6 +222,70 @@ def test_scope_topic_round_trip(scope: str) -> None:
     assert "+" not in topic
     assert "#" not in topic
     assert topic.count("/") == 2 + scope.count(":")
+
+
+# --- the topic grammar refuses what brokers refuse ------------------------------------------------------
+
+# Any code point at all (lone surrogates included), weighted towards the refused ones and their neighbours.
+boundary_characters = st.sampled_from(
+    [chr(c) for c in (0x00, 0x09, 0x0A, 0x1F, 0x20, 0x7E, 0x7F, 0x85, 0x9F, 0xA0, 0xD800, 0xDFFF)]
+    + [chr(c) for c in (0xFDCF, 0xFDD0, 0xFDEF, 0xFDF0, 0xFFFD, 0xFFFE, 0xFFFF, 0x1FFFE, 0x10FFFF)]
+)
+any_character = st.characters(exclude_categories=()) | st.characters(categories=["Cs"]) | boundary_characters
+grammar_text = st.text(alphabet=any_character, min_size=1, max_size=12)
+# The checks are cheap: more examples than FAST, to reach every class of refused code point.
+GRAMMAR = settings(FAST, max_examples=300)
+
+
+def first_refused(text: str) -> int:
+    return next((i for i, ch in enumerate(text) if refused_by_mqtt(ch)), -1)
+
+
+def assert_refusal_names(error: TopicError, text: str, index: int) -> None:
+    assert f"U+{ord(text[index]):04X}" in error.problem
+    assert f"at index {index}" in error.problem
+
+
+@GRAMMAR
+@given(grammar_text.filter(lambda t: "+" not in t and "#" not in t))
+def test_topic_names_and_filters_refuse_exactly_the_refused_characters(text: str) -> None:
+    index = first_refused(text)
+    for validate in (validate_topic, validate_filter):
+        if index < 0:
+            assert validate(text) == text
+            assert text.encode("utf-8")  # whatever passes is sendable
+        else:
+            with pytest.raises(TopicError) as info:
+                validate(text)
+            assert_refusal_names(info.value, text, index)
+
+
+@GRAMMAR
+@given(grammar_text.filter(lambda t: not any(ch in t for ch in "/+#:")))
+def test_scope_parts_and_topic_parts_refuse_exactly_the_refused_characters(part: str) -> None:
+    index = first_refused(part)
+    scope = f"task:{part}"
+    if index < 0 and not part.isspace():
+        assert validate_scope(scope) == scope
+        assert scope_from_topic(constraint_topic(scope)) == scope
+    else:
+        with pytest.raises(TopicError) as info:
+            validate_scope(scope)
+        assert info.value.kind == "scope"
+        if index >= 0:
+            assert_refusal_names(info.value, scope, index + len("task:"))
+        else:
+            assert "whitespace only" in info.value.problem
+    if index < 0:
+        assert status_topic(part) == f"cascade/status/{part}"
+        assert telemetry_topic(part, part, part).count("/") == 5
+    else:
+        with pytest.raises(TopicError) as info:
+            status_topic(part)
+        assert_refusal_names(info.value, part, index)
+        with pytest.raises(TopicError) as info:
+            telemetry_topic("o", "p", part)
+        assert info.value.kind == "run_id"
 
 
 # --- codec ---------------------------------------------------------------------------------------------

@@ -405,3 +405,152 @@ def test_status_topic_refuses_bad_sources(source: Any) -> None:
 def test_source_from_status_topic_refuses_other_topics(topic: str) -> None:
     with pytest.raises(TopicError):
         source_from_status_topic(topic)
+
+
+# --- characters brokers refuse (MQTT 5 §1.5.4): controls, non-characters, lone surrogates --------------
+
+# (code point, the class named in the error)
+REFUSED = [
+    (0x0000, "NUL, a control character"),
+    (0x0001, "a control character"),
+    (0x0009, "a control character"),  # TAB
+    (0x000A, "a control character"),  # LF
+    (0x001B, "a control character"),  # ESC
+    (0x001F, "a control character"),
+    (0x007F, "a control character"),  # DEL
+    (0x0080, "a control character"),
+    (0x0085, "a control character"),  # NEL
+    (0x009F, "a control character"),
+    (0xD800, "a lone surrogate"),
+    (0xDBFF, "a lone surrogate"),
+    (0xDC00, "a lone surrogate"),
+    (0xDFFF, "a lone surrogate"),
+    (0xFDD0, "a Unicode non-character"),
+    (0xFDEF, "a Unicode non-character"),
+    (0xFFFE, "a Unicode non-character"),
+    (0xFFFF, "a Unicode non-character"),
+    *[(plane << 16 | low, "a Unicode non-character") for plane in range(1, 17) for low in (0xFFFE, 0xFFFF)],
+]
+# Neighbours of every refused range, and text of other scripts: all valid.
+ALLOWED = [0x0020, 0x007E, 0x00A0, 0x00A1, 0xD7FF, 0xE000, 0xFDCF, 0xFDF0, 0xFFFD, 0x10000, 0x1FFFD, 0x20000]
+OTHER_SCRIPTS = "über/日本/عربى/ a b"
+
+
+def _cases() -> list[Any]:
+    return [pytest.param(chr(code), code, what, id=f"U+{code:04X}") for code, what in REFUSED]
+
+
+@pytest.mark.parametrize(("char", "code", "what"), _cases())
+def test_validate_topic_and_filter_refuse_the_character_by_code_point_and_index(
+    char: str, code: int, what: str
+) -> None:
+    cases = ((validate_topic, "topic", f"a/b{char}c"), (validate_filter, "filter", f"+/b{char}"))
+    for validate, kind, text in cases:
+        with pytest.raises(TopicError) as info:
+            validate(text)
+        assert info.value.kind == kind
+        assert info.value.value == text
+        assert info.value.problem.startswith(f"contains U+{code:04X} ({what}"), info.value.problem
+        assert "at index 3" in info.value.problem
+        assert "remove or replace it" in info.value.problem
+        # The message shows the character escaped, never raw (a TAB or LF would break a log line).
+        assert char not in str(info.value)
+
+
+@pytest.mark.parametrize(("char", "code", "what"), _cases())
+def test_scopes_and_topic_helpers_refuse_the_character(char: str, code: int, what: str) -> None:
+    with pytest.raises(TopicError) as info:
+        validate_scope(f"task:a{char}b")
+    assert info.value.kind == "scope"
+    assert f"U+{code:04X} ({what}" in info.value.problem
+    assert "at index 6" in info.value.problem
+    with pytest.raises(TopicError):
+        validate_scope(f"team:{char}:eu")
+    with pytest.raises(TopicError):
+        validate_scope(f"t{char}sk:x")
+    with pytest.raises(TopicError):
+        constraint_topic(f"task:{char}")
+    with pytest.raises(TopicError):
+        scope_from_topic(f"cascade/constraints/task/{char}")
+    for args, kind in (
+        ((char, "p", "r"), "org_id"),
+        (("o", f"p{char}", "r"), "project_id"),
+        (("o", "p", f"r{char}"), "run_id"),
+    ):
+        with pytest.raises(TopicError) as info:
+            telemetry_topic(*args)
+        assert info.value.kind == kind
+        assert f"U+{code:04X}" in info.value.problem
+    with pytest.raises(TopicError) as info:
+        status_topic(f"worker{char}")
+    assert info.value.kind == "source"
+    assert "at index 6" in info.value.problem
+    with pytest.raises(TopicError):
+        source_from_status_topic(f"cascade/status/w{char}")
+    with pytest.raises(TopicError):
+        topic_matches("#", f"a{char}")
+    with pytest.raises(TopicError):
+        topic_matches(f"a{char}/#", "a")
+
+
+@pytest.mark.parametrize("code", ALLOWED, ids=lambda v: f"{v:04X}")
+def test_neighbours_of_the_refused_ranges_stay_valid(code: int) -> None:
+    char = chr(code)
+    assert validate_topic(f"a/{char}") == f"a/{char}"
+    assert validate_filter(f"+/{char}/#") == f"+/{char}/#"
+    assert validate_scope(f"task:{char}x") == f"task:{char}x"
+    assert scope_from_topic(constraint_topic(f"task:x{char}")) == f"task:x{char}"
+    assert telemetry_topic(char, char, char) == f"cascade/telemetry/{char}/{char}/{char}/events"
+    assert source_from_status_topic(status_topic(char)) == char
+
+
+def test_spaces_and_letters_of_any_script_stay_valid() -> None:
+    assert validate_topic(OTHER_SCRIPTS) == OTHER_SCRIPTS
+    assert validate_filter(OTHER_SCRIPTS + "/#") == OTHER_SCRIPTS + "/#"
+    scope = "task:über:日本:عربى: a b"
+    assert scope_from_topic(constraint_topic(scope)) == scope
+    assert constraint_topic(scope) == "cascade/constraints/task/über/日本/عربى/ a b"
+    assert telemetry_topic("über", "日本", " a b") == "cascade/telemetry/über/日本/ a b/events"
+    assert status_topic("عربى 1") == "cascade/status/عربى 1"
+
+
+def test_the_first_refused_character_is_the_one_named() -> None:
+    # An astral non-character before a BMP control character: the earlier one is named.
+    with pytest.raises(TopicError, match=r"U\+1FFFE .* at index 2"):
+        validate_topic("a😀\U0001fffe\tb")
+    with pytest.raises(TopicError, match=r"U\+0009 .* at index 2"):
+        validate_topic("a😀\t\U0001fffeb")
+    with pytest.raises(TopicError, match=r"U\+10FFFF .* at index 1"):
+        validate_filter("a\U0010ffff")
+
+
+def test_a_surrogate_pair_in_a_str_is_two_lone_surrogates() -> None:
+    with pytest.raises(TopicError, match=r"U\+D83D \(a lone surrogate, not encodable as UTF-8\) at index 0"):
+        validate_topic("\ud83d\ude00")
+    assert validate_topic("\U0001f600") == "\U0001f600"  # the real emoji is fine
+
+
+@pytest.mark.parametrize("part", [" ", "  ", "\u00a0", "\u3000", " \u2003 "])
+def test_a_whitespace_only_scope_part_is_refused(part: str) -> None:
+    for scope in (f"task:{part}", f"{part}:x", f"team:{part}:eu"):
+        with pytest.raises(TopicError) as info:
+            validate_scope(scope)
+        assert info.value.kind == "scope"
+        assert "whitespace only" in info.value.problem
+        with pytest.raises(TopicError):
+            constraint_topic(scope)
+    with pytest.raises(TopicError):
+        scope_from_topic(f"cascade/constraints/task/{part}")
+
+
+def test_scope_parts_with_spaces_inside_stay_valid() -> None:
+    assert validate_scope("task: a") == "task: a"
+    assert validate_scope("task:a b") == "task:a b"
+
+
+def test_long_topics_are_still_checked_in_full() -> None:
+    # The refused character at the very end of a topic at the byte limit is still found.
+    with pytest.raises(TopicError, match=f"at index {MAX_TOPIC_BYTES - 1}"):
+        validate_topic("a" * (MAX_TOPIC_BYTES - 1) + "\x7f")
+    with pytest.raises(TopicError, match=f"at index {MAX_TOPIC_BYTES // 4}"):
+        validate_topic("é" * (MAX_TOPIC_BYTES // 4) + "\U0010fffe")

@@ -1,14 +1,21 @@
-"""Parsing ``mqtt://`` and ``mqtts://`` URLs into `MqttConnector` settings (no secrets in errors)."""
+"""Parsing ``mqtt://`` and ``mqtts://`` URLs into `MqttConnector` settings (no secrets in errors).
+
+No part of a password reaches an error: not its message, not its ``__cause__`` or ``__context__``.
+The user name and password are read as RFC 3986 says (the authority ends at the first ``/``, ``?``
+or ``#``; the user information at its last ``@``), and anything that would make a raw password spill
+into the host, port, path, query or fragment is refused with a hint to percent-encode it.
+"""
 
 from __future__ import annotations
 
 __all__ = ["InvalidUrlError", "parse_url", "redact_url"]
 
+import contextlib
 import re
 import ssl
 from collections.abc import Callable
 from typing import Any, Final
-from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qsl, unquote_to_bytes, urlsplit
 
 from cascade.connectors.protocol import ConnectorError
 
@@ -74,15 +81,36 @@ def redact_url(url: object) -> str:
     return f"{url[: colon + 1]}***{url[at:]}"
 
 
-def parse_url(url: object) -> dict[str, Any]:
-    """The `MqttConnector` keyword arguments described by `url`; raises `InvalidUrlError`."""
+_ENCODE_HINT: Final = (
+    "percent-encode the user name and password (%2F for /, %3F for ?, %23 for #, %40 for @, %25 for %, "
+    "%5B %5D for [ ]; urllib.parse.quote(password, safe='') does it)"
+)
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
+_BAD_PERCENT: Final = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def _secret_part(url: str) -> str:
+    """The text `redact_url` hides: everything that could be part of a password."""
     shown = redact_url(url)
+    if shown == url:
+        return ""
+    start = shown.index("***")
+    return url[start : len(url) - (len(shown) - start - 3)]
+
+
+def parse_url(url: object) -> dict[str, Any]:
+    """The `MqttConnector` keyword arguments described by `url`; raises `InvalidUrlError`.
+
+    A user name or password holding ``/ ? # @ % [ ]`` must be percent-encoded (the error says so).
+    No error shows any part of the password, nor has an exception that does as its cause or context.
+    """
     if not isinstance(url, str):
         raise InvalidUrlError("", f"must be a str, not {type(url).__name__}")
-    try:
-        parts = urlsplit(url)
-    except ValueError as exc:
-        raise InvalidUrlError(shown, f"cannot be parsed ({exc})") from exc
+    shown = redact_url(url)
+    _check_userinfo(url, shown)
+    # From here on the user information lies inside the authority, before its last '@': the host,
+    # port, path, query and fragment that messages may quote hold no part of the password.
+    parts = _split(url, shown)
     scheme = parts.scheme.lower()
     if scheme not in _SCHEMES:
         found = f"{parts.scheme!r}" if parts.scheme else "none"
@@ -98,8 +126,8 @@ def parse_url(url: object) -> dict[str, Any]:
     if parts.fragment:
         raise InvalidUrlError(shown, "unexpected '#fragment'")
     options: dict[str, Any] = {"hostname": host, "port": port}
-    username = unquote(parts.username) if parts.username is not None else None
-    password = unquote(parts.password) if parts.password is not None else None
+    username = _decoded(parts.username, "user name", shown)
+    password = _decoded(parts.password, "password", shown)
     if username == "" and password is not None:
         raise InvalidUrlError(shown, "a password needs a user name (mqtt://user:password@host)")
     if username:
@@ -133,6 +161,51 @@ def parse_url(url: object) -> dict[str, Any]:
     if scheme == "mqtts":
         options["tls"] = _tls_context(tls_files, shown)
     return options
+
+
+def _check_userinfo(url: str, shown: str) -> None:
+    """Refuse what would let a raw password spill out of the authority, or decode to something else."""
+    if _CONTROL.search(url):
+        raise InvalidUrlError(shown, "contains a control character (a tab, a newline ...): remove it")
+    scheme_end = url.find("://")
+    if scheme_end < 0:
+        return
+    start = scheme_end + 3
+    end = next((i for i in range(start, len(url)) if url[i] in "/?#"), len(url))
+    if "@" in url[end:]:
+        raise InvalidUrlError(
+            shown,
+            f"has an '@' after the host: if the user name or password holds / ? # or @, {_ENCODE_HINT}; "
+            "in an option value, write %40",
+        )
+    userinfo = url[start:end].rpartition("@")[0]
+    if "[" in userinfo or "]" in userinfo:
+        raise InvalidUrlError(shown, f"the user name or password holds '[' or ']': {_ENCODE_HINT}")
+    if _BAD_PERCENT.search(userinfo):
+        raise InvalidUrlError(
+            shown, f"the user name or password holds a '%' that starts no percent-encoding: {_ENCODE_HINT}"
+        )
+
+
+def _decoded(text: str | None, what: str, shown: str) -> str | None:
+    if text is None:
+        return None
+    data = unquote_to_bytes(text)
+    with contextlib.suppress(UnicodeDecodeError):  # not chained below: it holds the secret's bytes
+        return data.decode("utf-8")
+    raise InvalidUrlError(shown, f"the {what} is not UTF-8 once percent-decoded: {_ENCODE_HINT}")
+
+
+def _split(url: str, shown: str) -> SplitResult:
+    try:
+        return urlsplit(url)
+    except ValueError as exc:
+        # urllib's message may quote the whole authority, password included (a character that NFKC
+        # turns into '/', '@' ...): then neither its message nor the error itself goes any further.
+        if not _secret_part(url) or str(exc) == "Invalid IPv6 URL":
+            raise InvalidUrlError(shown, f"cannot be parsed ({exc})") from exc
+    # Raised outside the except block, so that the error quoting the password is not its context.
+    raise InvalidUrlError(shown, f"cannot be parsed (urllib's reason may hold the password); {_ENCODE_HINT}")
 
 
 def _port(parts: SplitResult, shown: str) -> int | None:

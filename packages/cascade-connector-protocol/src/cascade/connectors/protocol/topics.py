@@ -30,6 +30,9 @@ __all__ = [
     "topic_matches",
 ]
 
+import re
+from typing import Final
+
 from .errors import TopicError
 
 MAX_TOPIC_BYTES = 65535
@@ -41,14 +44,59 @@ STATUS_FILTER = "cascade/status/+"
 
 _CONSTRAINTS_PREFIX = "cascade/constraints/"
 _STATUS_PREFIX = "cascade/status/"
-_FORBIDDEN_IN_SEGMENT = ("/", "+", "#", "\x00")
+
+# Code points MQTT 5 §1.5.4 forbids (and Mosquitto disconnects a client for): C0 controls and DEL,
+# C1 controls, lone surrogates (a str can hold them; UTF-8 cannot), and the Unicode non-characters
+# U+FDD0..U+FDEF and U+xFFFE/U+xFFFF of all 17 planes. `re` matches a class of BMP code points with
+# one table lookup per character, but a class that also holds the 32 astral non-characters cost about
+# 9x more per character here: so the BMP ones are one class, and the astral ones are found by a second
+# pass over astral characters only, run only for text that is not ASCII.
+_REFUSED_BMP: Final = r"\x00-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff"
+_REFUSED: Final = re.compile(f"[{_REFUSED_BMP}]")
+_REFUSED_IN_NAME: Final = re.compile(f"[+#{_REFUSED_BMP}]")
+_REFUSED_IN_PART: Final = re.compile(f"[/+#{_REFUSED_BMP}]")
+_ASTRAL: Final = re.compile(r"[\U00010000-\U0010ffff]")
+# A str of at most this many code points is at most MAX_TOPIC_BYTES in UTF-8 (4 bytes each at most).
+_SURELY_SHORT: Final = MAX_TOPIC_BYTES // 4
+
+
+def _first_refused(value: str, pattern: re.Pattern[str]) -> int:
+    """The index of the first character of `value` that `pattern` or the astral rule refuses, or -1."""
+    found = pattern.search(value)
+    index = found.start() if found is not None else -1
+    if not value.isascii():
+        end = index if index >= 0 else len(value)
+        for astral in _ASTRAL.finditer(value, 0, end):
+            if ord(astral.group()) & 0xFFFE == 0xFFFE:
+                return astral.start()
+    return index
+
+
+def _describe(code: int) -> str:
+    if code == 0:
+        return "NUL, a control character"
+    if code < 0x20 or 0x7F <= code <= 0x9F:
+        return "a control character"
+    if 0xD800 <= code <= 0xDFFF:
+        return "a lone surrogate, not encodable as UTF-8"
+    return "a Unicode non-character"
+
+
+def _refused(value: str, index: int, kind: str) -> TopicError:
+    code = ord(value[index])
+    return TopicError(
+        value,
+        f"contains U+{code:04X} ({_describe(code)}) at index {index}, which MQTT forbids: "
+        "remove or replace it",
+        kind=kind,
+    )
 
 
 def _check_length(value: str, kind: str) -> None:
-    try:
-        size = len(value.encode("utf-8"))
-    except UnicodeEncodeError as exc:
-        raise TopicError(value, "is not encodable as UTF-8", kind=kind) from exc
+    # Callers refuse lone surrogates first, so the encoding cannot fail.
+    if len(value) <= _SURELY_SHORT:
+        return
+    size = len(value.encode("utf-8"))
     if size > MAX_TOPIC_BYTES:
         raise TopicError(value, f"is {size} UTF-8 bytes, more than {MAX_TOPIC_BYTES}", kind=kind)
 
@@ -56,16 +104,19 @@ def _check_length(value: str, kind: str) -> None:
 def validate_topic(name: str) -> str:
     """Return `name` if it is a valid MQTT topic name to publish to, else raise `TopicError`.
 
-    Valid: a non-empty str of at most 65535 UTF-8 bytes with no ``+``, ``#`` or NUL.
+    Valid: a non-empty str of at most 65535 UTF-8 bytes with no ``+`` or ``#``, no control character
+    (U+0000..U+001F, U+007F..U+009F), no Unicode non-character and no lone surrogate. Spaces and
+    letters of any script are fine.
     """
     if not isinstance(name, str):
         raise TopicError(repr(name), f"must be a str, not {type(name).__name__}")
     if not name:
         raise TopicError(name, "must not be empty")
-    if "\x00" in name:
-        raise TopicError(name, "must not contain NUL")
-    if "+" in name or "#" in name:
-        raise TopicError(name, "wildcards '+' and '#' are only allowed in subscription filters")
+    index = _first_refused(name, _REFUSED_IN_NAME)
+    if index >= 0:
+        if name[index] in "+#":
+            raise TopicError(name, "wildcards '+' and '#' are only allowed in subscription filters")
+        raise _refused(name, index, "topic")
     _check_length(name, "topic")
     return name
 
@@ -73,15 +124,17 @@ def validate_topic(name: str) -> str:
 def validate_filter(topic_filter: str) -> str:
     """Return `topic_filter` if it is a valid MQTT subscription filter, else raise `TopicError`.
 
-    ``#`` may only be the whole last level, ``+`` only a whole level.
+    ``#`` may only be the whole last level, ``+`` only a whole level; the characters refused in topic
+    names (see `validate_topic`) are refused here too.
     """
     kind = "filter"
     if not isinstance(topic_filter, str):
         raise TopicError(repr(topic_filter), f"must be a str, not {type(topic_filter).__name__}", kind=kind)
     if not topic_filter:
         raise TopicError(topic_filter, "must not be empty", kind=kind)
-    if "\x00" in topic_filter:
-        raise TopicError(topic_filter, "must not contain NUL", kind=kind)
+    index = _first_refused(topic_filter, _REFUSED)
+    if index >= 0:
+        raise _refused(topic_filter, index, kind)
     if "+" in topic_filter or "#" in topic_filter:
         levels = topic_filter.split("/")
         last = len(levels) - 1
@@ -122,16 +175,24 @@ def _check_segment(value: str, what: str) -> str:
         raise TopicError(repr(value), f"{what} must be a str, not {type(value).__name__}", kind=what)
     if not value:
         raise TopicError(value, "must not be empty", kind=what)
-    for ch in _FORBIDDEN_IN_SEGMENT:
-        if ch in value:
-            raise TopicError(value, f"must not contain {ch!r}", kind=what)
+    _check_part_characters(value, what)
     return value
+
+
+def _check_part_characters(value: str, kind: str) -> None:
+    index = _first_refused(value, _REFUSED_IN_PART)
+    if index < 0:
+        return
+    if value[index] in "/+#":
+        raise TopicError(value, f"must not contain {value[index]!r}", kind=kind)
+    raise _refused(value, index, kind)
 
 
 def telemetry_topic(org_id: str, project_id: str, run_id: str) -> str:
     """``cascade/telemetry/{org_id}/{project_id}/{run_id}/events``.
 
-    Each part must be non-empty without ``/ + #`` or NUL, else `TopicError`.
+    Each part must be non-empty, without ``/ + #`` or a character `validate_topic` refuses, else
+    `TopicError`.
     """
     _check_segment(org_id, "org_id")
     _check_segment(project_id, "project_id")
@@ -143,9 +204,10 @@ def validate_scope(scope: str) -> str:
     """Return `scope` if valid, else raise `TopicError`.
 
     A scope is ``global`` or ``kind:name[:name...]`` (for example ``task:api_call``,
-    ``project:etl``), every part non-empty and free of ``/ + #`` and NUL, so that a scope can never
-    inject extra topic levels or wildcards. The kind ``global`` is reserved: ``global:x`` is refused,
-    since it would read as global but cover nothing.
+    ``project:etl``), every part non-empty, not whitespace only, and free of ``/ + #`` and of the
+    characters `validate_topic` refuses, so that a scope can never inject extra topic levels or
+    wildcards, nor get its client disconnected by the broker. The kind ``global`` is reserved:
+    ``global:x`` is refused, since it would read as global but cover nothing.
     """
     if not isinstance(scope, str):
         raise TopicError(repr(scope), f"scope must be a str, not {type(scope).__name__}", kind="scope")
@@ -156,12 +218,14 @@ def validate_scope(scope: str) -> str:
         raise TopicError(scope, "must be 'global' or 'kind:name' (for example 'task:api_call')", kind="scope")
     if parts[0] == "global":
         raise TopicError(scope, "the kind 'global' is reserved: use 'global' alone", kind="scope")
+    _check_part_characters(scope, "scope")
     for part in parts:
         if not part:
             raise TopicError(scope, "every ':'-separated part must be non-empty", kind="scope")
-        for ch in _FORBIDDEN_IN_SEGMENT:
-            if ch in part:
-                raise TopicError(scope, f"must not contain {ch!r}", kind="scope")
+        if part.isspace():
+            raise TopicError(
+                scope, f"the part {part!r} is whitespace only: every part needs a visible name", kind="scope"
+            )
     _check_length(_CONSTRAINTS_PREFIX + scope, "scope")
     return scope
 
@@ -192,7 +256,8 @@ def scope_from_topic(topic: str) -> str:
 def status_topic(source: str) -> str:
     """``cascade/status/{source}``, where presence (`StatusMessage`) is retained.
 
-    `source` must be non-empty without ``/ + #`` or NUL, else `TopicError`.
+    `source` must be non-empty, without ``/ + #`` or a character `validate_topic` refuses, else
+    `TopicError`.
     """
     _check_segment(source, "source")
     return validate_topic(_STATUS_PREFIX + source)
