@@ -2,14 +2,13 @@
 
 One process plays three parts, each through its own real connector:
 
-- an **engine** that runs a small simulated workflow (chains of extract -> transform -> api_call ->
-  load tasks with random durations; a few fail and their downstream tasks are skipped). It publishes
-  every task state change and its start/stop as telemetry, announces its presence, and obeys the
-  operators' constraints live through a `ConstraintBook`;
+- an **engine** (the readable model in ``demo_engine.py``) that runs a small simulated workflow. It
+  publishes every task state change and its start/stop as telemetry, announces its presence, and
+  obeys the operators' constraints live through a `ConstraintBook`;
 - a scripted **operator** that pauses the demo's project part-way, waits for the engine to hold still,
-  resumes it, then caps its concurrency (the same retained constraints ``cascade-mqtt pause``,
-  ``resume`` and ``limit`` publish);
-- a **watcher** that builds the live view of ``cascade-mqtt watch`` from the telemetry.
+  resumes it, then caps its concurrency, with the public operator API that ``cascade-mqtt pause``,
+  ``resume`` and ``limit`` use (``cascade.connectors.mqtt.operator``);
+- a **watcher** that builds the live view of ``cascade-mqtt watch`` (its `WatchModel`).
 
 It ends with a summary: tasks by state, messages published and received, and the time from the pause
 command to the engine holding still (no task running, none started).
@@ -29,26 +28,26 @@ import contextlib
 import importlib.util
 import json
 import math
-import random
 import secrets
 import sys
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from cascade.connectors.mqtt._cli.app import is_cli_source
-from cascade.connectors.mqtt._cli.commands import (
+from cascade.connectors.mqtt.operator import (
+    TASK_STATES,
+    WatchModel,
     describe_command,
-    make_constraint,
+    format_event,
+    is_operator_source,
+    live_title,
+    new_constraint,
+    render_live,
+    resume,
     send_constraint,
-    send_resume,
 )
-from cascade.connectors.mqtt._cli.exitcodes import CliError
-from cascade.connectors.mqtt._cli.validate import display_url
-from cascade.connectors.mqtt._cli.watch import TASK_STATES, WatchState, format_event
 from cascade.connectors.protocol import (
     CONSTRAINTS_FILTER,
     STATUS_FILTER,
@@ -56,334 +55,21 @@ from cascade.connectors.protocol import (
     ConnectorError,
     ConnectorStats,
     Constraint,
-    ConstraintBook,
     ConstraintType,
-    LifecycleEvent,
-    LifecycleEventType,
     TaskState,
-    TaskStateEvent,
-    TelemetryHeader,
-    TelemetryMessage,
-    telemetry_topic,
 )
 
-STAGES = ("extract", "transform", "api_call", "load")
-ERRORS = {
-    "extract": "source table locked (SQLSTATE 55P03)",
-    "transform": "ValueError: column 'amount' has 3 nulls",
-    "api_call": "HTTP 503 from https://api.example.com/v2/orders",
-    "load": "disk quota exceeded on /warehouse",
-}
-FINAL = (TaskState.COMPLETED, TaskState.FAILED, TaskState.SKIPPED)
-
-
-# ---------------------------------------------------------------------------------------------
-# The workflow
-
-
-@dataclass(frozen=True, slots=True)
-class TaskSpec:
-    """One task of the simulated workflow: `duration` in seconds, `depends_on` a task id or None."""
-
-    task_id: str
-    name: str
-    duration: float
-    fails: bool
-    depends_on: str | None
-
-
-def make_workflow(n_tasks: int, seed: int, speed: float = 1.0) -> list[TaskSpec]:
-    """Chains of extract -> transform -> api_call -> load, `n_tasks` in all, the same for one `seed`.
-
-    About one task in thirteen fails (at least one); durations are 0.4-1.5 s divided by `speed`.
-    """
-    rng = random.Random(seed)
-    chains = math.ceil(n_tasks / len(STAGES))
-    ids: list[tuple[str, str, str | None]] = []
-    for chain in range(chains):
-        previous: str | None = None
-        for stage in STAGES:
-            if len(ids) == n_tasks:
-                break
-            task_id = f"{stage}-{chain + 1:02d}"
-            ids.append((task_id, stage, previous))
-            previous = task_id
-    failing = set(rng.sample(range(n_tasks), max(1, n_tasks // 13)))
-    return [
-        TaskSpec(task_id, name, round(rng.uniform(0.4, 1.5) / speed, 4), i in failing, depends_on)
-        for i, (task_id, name, depends_on) in enumerate(ids)
-    ]
-
-
-def expected_outcome(workflow: Sequence[TaskSpec]) -> dict[str, int]:
-    """Final task state -> count, as the engine must end (failed tasks skip their downstream)."""
-    states: dict[str, TaskState] = {}
-    for spec in workflow:  # dependencies come first in the list
-        upstream = states.get(spec.depends_on) if spec.depends_on else TaskState.COMPLETED
-        if upstream is not TaskState.COMPLETED:
-            states[spec.task_id] = TaskState.SKIPPED
-        else:
-            states[spec.task_id] = TaskState.FAILED if spec.fails else TaskState.COMPLETED
-    counts = Counter(states.values())
-    return {state.value: counts[state] for state in FINAL}
-
-
-# ---------------------------------------------------------------------------------------------
-# The engine
-
-
-@dataclass(slots=True)
-class PauseEpisode:
-    """One pause as the engine lived it; times are `time.monotonic()` seconds."""
-
-    scope: str
-    observed_at: float
-    running_when_observed: int
-    still_at: float | None = None
-    resumed_at: float | None = None
-    started_while_paused: int = 0
-
-
-@dataclass(slots=True)
-class EngineReport:
-    """What the engine did: final states, pauses, and how the concurrency cap was kept."""
-
-    states: dict[str, TaskState] = field(default_factory=dict)
-    starts: list[tuple[float, str]] = field(default_factory=list)
-    pauses: list[PauseEpisode] = field(default_factory=list)
-    cap: int | None = None
-    cap_observed_at: float | None = None
-    max_running_after_cap: int = 0
-    max_running: int = 0
-    published: int = 0
-
-    def counts(self) -> dict[str, int]:
-        """Task state -> number of tasks in it (every state listed)."""
-        counted = Counter(self.states.values())
-        return {state.value: counted[state] for state in TASK_STATES}
-
-
-class SimulatedEngine:
-    """Runs `workflow` against `connector`, obeying the constraints in force for its tasks.
-
-    Typed against the `Connector` protocol only: any connector works. Every task state change and the
-    engine's start and stop are published as telemetry (qos 0, the hot path: it only queues). Constraints
-    come from `CONSTRAINTS_FILTER` into a `ConstraintBook`; a task starts only when no covering scope is
-    paused, every covering concurrency limit has room and every covering rate limit allows a start now.
-    `max_workers` is the engine's own concurrency. The connector must be connected; `run` does not
-    connect or disconnect it.
-    """
-
-    def __init__(
-        self,
-        connector: Connector,
-        workflow: Sequence[TaskSpec],
-        *,
-        project: str = "demo",
-        run_id: str = "run-1",
-        source: str = "demo-engine",
-        max_workers: int = 6,
-        notify: Callable[[str], None] = lambda text: None,
-    ) -> None:
-        self.connector = connector
-        self.workflow = list(workflow)
-        self.project = project
-        self.run_id = run_id
-        self.source = source
-        self.max_workers = max_workers
-        self.notify = notify
-        self.book = ConstraintBook()
-        self.report = EngineReport()
-        self.paused = False
-        """Whether every task of the workflow is paused by some constraint."""
-        self.still = asyncio.Event()
-        """Set while the engine is paused and no task is running (cleared on resume)."""
-        self._names = sorted({spec.name for spec in self.workflow})
-        self._specs = {spec.task_id: spec for spec in self.workflow}
-        self._running: dict[str, asyncio.Task[None]] = {}
-        self._last_start: dict[str, float] = {}
-        self._wake = asyncio.Event()
-        self._changed = asyncio.Condition()
-        self._topic = telemetry_topic("local", project, run_id)
-
-    # -- public ------------------------------------------------------------------------------------
-
-    @property
-    def finished(self) -> int:
-        """Tasks in a final state (COMPLETED, FAILED or SKIPPED)."""
-        return sum(1 for s in self.report.states.values() if s in FINAL)
-
-    @property
-    def running(self) -> int:
-        """Tasks running now."""
-        return len(self._running)
-
-    async def wait_until(self, condition: Callable[[], bool]) -> None:
-        """Return once `condition()` holds (checked after every task state change)."""
-        async with self._changed:
-            await self._changed.wait_for(condition)
-
-    async def run(self) -> EngineReport:
-        """Run the workflow to the end and return the report. Blocks until every task is final.
-
-        Subscribes to the constraints first (`subscribe` returns after the retained ones arrived, so
-        a pause already in force holds the very first task).
-        """
-        handle = await self.connector.subscribe(CONSTRAINTS_FILTER, self._on_constraint)
-        try:
-            await self._publish(LifecycleEvent(LifecycleEventType.ENGINE_STARTED))
-            for spec in self.workflow:
-                await self._set_state(spec, TaskState.PENDING)
-            while True:
-                self._wake.clear()
-                self._refresh_paused(time.monotonic())  # a pause may have expired
-                delay = await self._start_ready()
-                self._check_still()
-                if self.finished == len(self.workflow):
-                    break
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), delay)
-            await self._publish(LifecycleEvent(LifecycleEventType.ENGINE_STOPPED))
-        finally:
-            for task in list(self._running.values()):
-                task.cancel()
-            await handle.unsubscribe()
-        return self.report
-
-    # -- scheduling --------------------------------------------------------------------------------
-
-    async def _start_ready(self) -> float | None:
-        """Start every task allowed now; return the seconds until a rate limit or an expiry may free one."""
-        wait: float | None = None
-        expiry = self.book.next_expiry()
-        if expiry is not None:
-            wait = max(0.0, expiry - time.time())
-        for spec in self.workflow:
-            if self.report.states.get(spec.task_id) is not TaskState.PENDING:
-                continue
-            upstream = self.report.states.get(spec.depends_on) if spec.depends_on else TaskState.COMPLETED
-            if upstream in (TaskState.FAILED, TaskState.SKIPPED):
-                await self._set_state(spec, TaskState.SKIPPED)
-                continue
-            if upstream is not TaskState.COMPLETED or len(self._running) >= self.max_workers:
-                continue
-            if self.book.is_paused(spec.name, self.project) or not self._has_room(spec):
-                continue
-            delay = self._rate_delay(spec, time.monotonic())
-            if delay > 0:
-                wait = delay if wait is None else min(wait, delay)
-                continue
-            await self._start(spec)
-        return wait
-
-    def _has_room(self, spec: TaskSpec) -> bool:
-        """Whether every concurrency limit covering `spec` has room (each scope is its own pool)."""
-        for scope, limit in self.book.concurrency_limits(spec.name, self.project).items():
-            inside = sum(
-                1
-                for task_id in self._running
-                if scope in ConstraintBook.covering_scopes(self._specs[task_id].name, self.project)
-            )
-            if inside >= limit:
-                return False
-        return True
-
-    def _rate_delay(self, spec: TaskSpec, now: float) -> float:
-        """Seconds until every rate limit covering `spec` allows a start (0: now)."""
-        delay = 0.0
-        for scope, per_second in self.book.rate_limits(spec.name, self.project).items():
-            last = self._last_start.get(scope)
-            if last is not None:
-                delay = max(delay, last + 1.0 / per_second - now)
-        return delay
-
-    async def _start(self, spec: TaskSpec) -> None:
-        now = time.monotonic()
-        for scope in ConstraintBook.covering_scopes(spec.name, self.project):
-            self._last_start[scope] = now
-        self._running[spec.task_id] = asyncio.create_task(self._execute(spec), name=spec.task_id)
-        report = self.report
-        report.starts.append((now, spec.task_id))
-        report.max_running = max(report.max_running, len(self._running))
-        if report.cap_observed_at is not None:
-            report.max_running_after_cap = max(report.max_running_after_cap, len(self._running))
-        if self.paused:
-            report.pauses[-1].started_while_paused += 1
-        await self._set_state(spec, TaskState.RUNNING)
-
-    async def _execute(self, spec: TaskSpec) -> None:
-        started = time.monotonic()
-        await asyncio.sleep(spec.duration)  # the simulated work
-        del self._running[spec.task_id]
-        duration_ms = round((time.monotonic() - started) * 1000.0, 1)
-        if spec.fails:
-            await self._set_state(spec, TaskState.FAILED, duration_ms, ERRORS[spec.name])
-        else:
-            await self._set_state(spec, TaskState.COMPLETED, duration_ms)
-        self._wake.set()
-
-    def _check_still(self) -> None:
-        if self.paused and not self._running and not self.still.is_set():
-            episode = self.report.pauses[-1]
-            episode.still_at = time.monotonic()
-            self.still.set()
-            self.notify(
-                f"engine: holding still ({episode.running_when_observed} running task(s) drained, "
-                "none started)"
-            )
-
-    # -- constraints -------------------------------------------------------------------------------
-
-    async def _on_constraint(self, topic: str, payload: dict[str, Any]) -> None:
-        try:
-            constraint = self.book.apply(topic, payload)
-        except ConnectorError as exc:
-            self.notify(f"engine: ignored an unreadable constraint ({exc})")
-            return
-        now = time.monotonic()
-        self._refresh_paused(now)
-        limit = self.book.effective_concurrency(self._names[0], self.project) if self._names else None
-        if constraint is not None and limit is not None and limit != self.report.cap:
-            self.report.cap, self.report.cap_observed_at = limit, now
-            self.report.max_running_after_cap = 0
-            self.notify(f"engine: concurrency capped at {limit} ({len(self._running)} running now)")
-        self._wake.set()
-
-    def _refresh_paused(self, now: float) -> None:
-        """Track whether every task is paused (a constraint arrived, was cleared, or expired)."""
-        scope = self._pause_scope()
-        if scope is not None and not self.paused:
-            self.report.pauses.append(PauseEpisode(scope, now, len(self._running)))
-            self.notify(f"engine: paused by {scope}; {len(self._running)} running task(s) may finish")
-        elif scope is None and self.paused:
-            self.report.pauses[-1].resumed_at = now
-            self.still.clear()
-            self.notify("engine: resumed")
-        self.paused = scope is not None
-
-    def _pause_scope(self) -> str | None:
-        """The scope of a pause holding every task of the workflow, or None."""
-        if not self._names or not all(self.book.is_paused(name, self.project) for name in self._names):
-            return None
-        for constraint in self.book.applicable(self._names[0], self.project):
-            if constraint.type is ConstraintType.PAUSE:
-                return constraint.scope
-        return None  # pragma: no cover - is_paused said a pause applies
-
-    # -- telemetry ---------------------------------------------------------------------------------
-
-    async def _set_state(
-        self, spec: TaskSpec, state: TaskState, duration_ms: float = 0.0, error: str = ""
-    ) -> None:
-        self.report.states[spec.task_id] = state
-        await self._publish(TaskStateEvent(spec.task_id, spec.name, state, duration_ms, error))
-        async with self._changed:
-            self._changed.notify_all()
-
-    async def _publish(self, body: TaskStateEvent | LifecycleEvent) -> None:
-        header = TelemetryHeader(run_id=self.run_id, project_id=self.project, source=self.source)
-        await self.connector.publish(self._topic, TelemetryMessage(header, body).to_dict())
-        self.report.published += 1
+if TYPE_CHECKING:  # mypy reads docs/examples as the namespace package docs.examples
+    from docs.examples.demo_engine import (
+        FINAL,
+        EngineReport,
+        SimulatedEngine,
+        TaskSpec,
+        expected_outcome,
+        make_workflow,
+    )
+else:  # run as a script: this folder is on sys.path
+    from demo_engine import FINAL, EngineReport, SimulatedEngine, TaskSpec, expected_outcome, make_workflow
 
 
 # ---------------------------------------------------------------------------------------------
@@ -435,18 +121,24 @@ async def operate(
     total = len(engine.workflow)
 
     async def send(command: str, constraint: Constraint | None) -> float:
-        """Send what ``cascade-mqtt COMMAND`` sends, with the CLI's own code; returns when it was sent."""
+        """Send what ``cascade-mqtt COMMAND`` sends, with the same public API; returns when it was sent."""
         say(f"operator> cascade-mqtt {command}")
         report.commands.append(command)
         sent = time.monotonic()
-        if constraint is None:
-            await send_resume(connector, scope, ack_timeout=30, url=address)
-        else:
-            await send_constraint(connector, constraint, ack_timeout=30, url=address)
+        try:
+            async with asyncio.timeout(30):
+                if constraint is None:
+                    await resume(connector, scope)
+                else:
+                    await send_constraint(connector, constraint)
+        except TimeoutError as exc:
+            raise ConnectorError(
+                f"the broker at {address} did not acknowledge {command!r} within 30 s"
+            ) from exc
         return sent
 
     await engine.wait_until(lambda: engine.finished >= plan.pause_after)
-    pause = make_constraint(scope, ConstraintType.PAUSE, ttl=plan.ttl)
+    pause = new_constraint(scope, ConstraintType.PAUSE, ttl=plan.ttl)
     report.pause_sent_at = await send(f"pause {scope} --ttl {plan.ttl:g}", pause)
     report.pause_acked_at = time.monotonic()
     ack = _ms(report.pause_acked_at - report.pause_sent_at)
@@ -457,7 +149,7 @@ async def operate(
 
     await engine.wait_until(lambda: engine.finished >= min(plan.cap_after, total))
     if engine.finished < total:
-        cap = make_constraint(scope, ConstraintType.CONCURRENCY, {"limit": plan.cap}, ttl=plan.ttl)
+        cap = new_constraint(scope, ConstraintType.CONCURRENCY, {"limit": plan.cap}, ttl=plan.ttl)
         report.cap_sent_at = await send(f"limit {scope} --concurrency {plan.cap} --ttl {plan.ttl:g}", cap)
         say(f"operator: {describe_command(cap)}")
     await engine.wait_until(lambda: engine.finished >= total)
@@ -479,7 +171,7 @@ class Watcher:
         self.project = project
         self.say = say
         self.verbose = verbose
-        self.state = WatchState(hide_source=is_cli_source)
+        self.state = WatchModel(hide_source=is_operator_source)
         self.running_stamped: list[float] = []
         """Unix times (from the message header) of every RUNNING event received."""
         self._handles: list[Any] = []
@@ -537,6 +229,14 @@ class Watcher:
 # Transport: a given URL, a private Mosquitto, or the in-memory broker
 
 
+def _masked(url: str) -> str:
+    """`url` fit to show: any password replaced by ``***``, the query dropped."""
+    scheme, _, rest = url.partition("://")
+    netloc = rest.split("/", 1)[0].split("?", 1)[0]
+    user, at, host = netloc.rpartition("@")
+    return f"{scheme}://{user.split(':', 1)[0]}{':***' if ':' in user else ''}{at}{host}"
+
+
 @dataclass
 class Transport:
     """Makes connectors that share one backend; `kind` is ``url``, ``mosquitto`` or ``in-memory``."""
@@ -560,7 +260,7 @@ def choose_transport(url: str | None, in_memory: bool) -> Transport:
         from cascade.connectors.mqtt import MqttConnector
 
         MqttConnector.from_url(url)  # a bad URL fails here, before anything runs
-        shown = display_url(url)  # the password masked
+        shown = _masked(url)
         return Transport(
             "url", shown, lambda source: MqttConnector.from_url(url, source=source), address=shown
         )
@@ -741,14 +441,12 @@ async def _progress(
             ticking.cancel()
         return
 
-    from cascade.connectors.mqtt._cli.live import render
-    from cascade.connectors.mqtt._cli.watching import live_title
     from rich.live import Live
 
     title = live_title(transport.label, f"cascade/telemetry/+/{options.project}/+/events")
 
     def view() -> Any:
-        return render(watcher.state, title=title, now=time.time())
+        return render_live(watcher.state, title=title, now=time.time())
 
     with Live(view(), console=console, auto_refresh=False) as live:
 
@@ -961,9 +659,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except ConnectorError as exc:
         print(f"demo: error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    except CliError as exc:
-        print(f"demo: error: {exc.message}", file=sys.stderr)
         return 1
     finally:
         transport.close()

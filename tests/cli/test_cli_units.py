@@ -7,20 +7,24 @@ import json
 
 import pytest
 from cascade.connectors.mqtt._cli import main
-from cascade.connectors.mqtt._cli.commands import (
-    describe_command,
-    format_constraints,
-    format_workers,
-    make_constraint,
-    read_constraints,
-    read_workers,
-    send_constraint,
-    send_resume,
-)
 from cascade.connectors.mqtt._cli.exitcodes import ExitCode, redact
 from cascade.connectors.mqtt._cli.session import reason_code
-from cascade.connectors.mqtt._cli.text import describe_params, format_seconds, format_table, time_left
 from cascade.connectors.mqtt._cli.validate import display_url, url_password
+from cascade.connectors.mqtt.operator import (
+    ResumeOutcome,
+    describe_command,
+    describe_params,
+    format_constraints,
+    format_seconds,
+    format_table,
+    format_workers,
+    read_constraints,
+    read_workers,
+    resume,
+    send_constraint,
+    time_left,
+)
+from cascade.connectors.mqtt.operator import new_constraint as make_constraint
 from cascade.connectors.protocol import (
     Constraint,
     ConstraintBook,
@@ -119,7 +123,7 @@ def test_passwords_are_masked() -> None:
 
 def test_text_helpers() -> None:
     assert format_table(["A", "BB"], [["xyz", "1"], ["q", ""]]) == "A    BB\nxyz  1\nq"
-    assert format_table(["A"], [["x\x1b[2J\ny"]]) == "A\nx?[2J?y"
+    assert format_table(["A"], [["x\x1b[2J\ny"]]) == "A\nx\\x1b[2J\\x0ay"
     assert [format_seconds(s) for s in (0, 0.2, 59, 61, 3600 + 61)] == ["0s", "1s", "59s", "1m 01s", "1h 01m"]
     assert time_left(None, 0) == "never"
     assert time_left(100.0, 40.0) == "1m 00s"
@@ -187,15 +191,17 @@ async def test_constraint_commands_round_trip_through_a_broker() -> None:
     broker = InMemoryBroker()
     async with InMemoryConnector(broker, source="cli") as cli:
         pause = make_constraint("task:api", ConstraintType.PAUSE, ttl=60)
-        await send_constraint(cli, pause, ack_timeout=5, url="mem://")
+        await send_constraint(cli, pause)
         assert broker.retained[constraint_topic("task:api")] == pause.to_dict()
-        book, problems = await read_constraints(cli)
-        assert [c.to_dict() for c in book.active()] == [pause.to_dict()]
-        assert problems == []
-        await send_resume(cli, "task:api", ack_timeout=5, url="mem://")
+        listing = await read_constraints(cli)
+        assert [c.to_dict() for c in listing.book.active()] == [pause.to_dict()]
+        assert listing.skipped == []
+        done = await resume(cli, "task:api")
+        assert (done.outcome, done.constraint) == (ResumeOutcome.CLEARED, pause)
         assert constraint_topic("task:api") not in broker.retained
-        book, _ = await read_constraints(cli)
-        assert book.active() == []
+        assert (await read_constraints(cli)).book.active() == []
+        again = await resume(cli, "task:api")
+        assert (again.outcome, again.constraint, again.was_in_force) == (ResumeOutcome.NOTHING, None, False)
 
 
 @pytest.mark.asyncio
@@ -209,8 +215,10 @@ async def test_unreadable_retained_messages_are_reported_not_fatal() -> None:
         )
         await other.publish(status_topic("w9"), {"status": "maybe"}, qos=1, retain=True)
     async with InMemoryConnector(broker, source="cli") as cli:
-        book, problems = await read_constraints(cli)
-        workers, worker_problems = await read_workers(cli, hide=lambda s: s == "cli")
+        listing = await read_constraints(cli)
+        book, problems = listing.book, listing.skipped
+        found = await read_workers(cli, hide=lambda s: s == "cli")
+        workers, worker_problems = found.workers, found.skipped
     assert [c.scope for c in book.active()] == ["global"]
     assert len(problems) == 1
     assert "cascade/constraints/task/x" in problems[0]
@@ -224,13 +232,13 @@ async def test_status_lists_workers_but_not_the_cli_itself() -> None:
     async with InMemoryConnector(broker, source="gone"):
         pass
     async with InMemoryConnector(broker, source="w1"), InMemoryConnector(broker, source="cli") as cli:
-        workers, problems = await read_workers(cli, hide=lambda s: s == "cli")
-    assert [(w.source, w.status) for w in workers] == [("gone", "offline"), ("w1", "online")]
-    assert problems == []
+        found = await read_workers(cli, hide=lambda s: s == "cli")
+    assert [(w.source, w.status) for w in found.workers] == [("gone", "offline"), ("w1", "online")]
+    assert found.skipped == []
 
 
 def test_watch_mode() -> None:
-    from cascade.connectors.mqtt._cli.app import choose_watch_mode
+    from cascade.connectors.mqtt._cli.watching import choose_watch_mode
 
     assert choose_watch_mode(plain=False, as_json=False, terminal=True, rich=True) == "live"
     assert choose_watch_mode(plain=False, as_json=False, terminal=True, rich=False) == "plain"
@@ -246,7 +254,9 @@ def test_the_cli_never_imports_rich_outside_the_live_table() -> None:
     code = (
         "import sys; sys.modules['rich'] = None\n"
         "from cascade.connectors.mqtt._cli import main\n"
-        "from cascade.connectors.mqtt._cli import app, commands, watch, watching\n"
+        "from cascade.connectors.mqtt._cli import app, commands, watching\n"
+        "from cascade.connectors import mqtt; from cascade.connectors.mqtt import operator\n"
+        "assert 'rich' not in sys.modules or sys.modules['rich'] is None\n"
         "raise SystemExit(main(['pause', 'task:']))\n"
     )
     done = subprocess.run(

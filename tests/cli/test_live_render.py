@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import io
 
-from cascade.connectors.mqtt._cli.live import render
-from cascade.connectors.mqtt._cli.watch import WatchState
+from cascade.connectors.mqtt.operator import WatchModel, render_live
 from cascade.connectors.protocol import (
     Constraint,
     ConstraintType,
@@ -24,26 +23,26 @@ from cascade.connectors.protocol import (
 from rich.console import Console
 
 
-def text_of(state: WatchState, now: float = 1000.0) -> str:
+def text_of(state: WatchModel, now: float = 1000.0) -> str:
     out = io.StringIO()
     console = Console(file=out, width=120, color_system=None, force_terminal=False)
-    console.print(render(state, title="watch [bold]mqtt://x[/bold]", now=now))
+    console.print(render_live(state, title="watch [bold]mqtt://x[/bold]", now=now))
     return out.getvalue()
 
 
-def feed(state: WatchState, body: TelemetryBody, ts: str, run: str = "nightly-0501") -> None:
+def feed(state: WatchModel, body: TelemetryBody, ts: str, run: str = "nightly-0501") -> None:
     header = TelemetryHeader(ts=ts, run_id=run, project_id="etl", source="etl-worker-1")
     state.on_message(telemetry_topic("local", "etl", run), TelemetryMessage(header, body).to_dict())
 
 
 def test_empty_view_waits_for_telemetry() -> None:
-    text = text_of(WatchState())
+    text = text_of(WatchModel())
     assert "(waiting for telemetry)" in text
     assert "0 messages" in text
 
 
 def test_runs_workers_constraints_and_failures_are_shown_literally() -> None:
-    state = WatchState(clock=lambda: 1000.0)
+    state = WatchModel(clock=lambda: 1000.0)
     state.on_message(
         status_topic("etl-worker-1"),
         StatusMessage("online", "etl-worker-1", "2024-05-01T12:00:00.000Z").to_dict(),
@@ -77,6 +76,6 @@ def test_runs_workers_constraints_and_failures_are_shown_literally() -> None:
 
 
 def test_blocked_column_appears_when_a_task_is_blocked() -> None:
-    state = WatchState()
+    state = WatchModel()
     feed(state, TaskStateEvent("t", "load", TaskState.BLOCKED), "2024-05-01T12:00:00.000Z")
     assert "blkd" in text_of(state)

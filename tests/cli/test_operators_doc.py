@@ -29,10 +29,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cascade.connectors.mqtt._cli.live import render
-from cascade.connectors.mqtt._cli.watch import WatchState, telemetry_filter
-from cascade.connectors.mqtt._cli.watching import live_title
 from cascade.connectors.mqtt.mosquitto import MosquittoServer
+from cascade.connectors.mqtt.operator import (
+    LinkState,
+    LinkView,
+    WatchModel,
+    live_title,
+    render_live,
+    telemetry_filter,
+)
 from rich.console import Console
 
 from .conftest import SCRIPT, Probe, WatchProcess, cli_env
@@ -173,12 +178,15 @@ def _watch(
 @pytest.mark.parametrize("block", TABLES, ids=[f"line-{b.line}" for b in TABLES])
 def test_live_table(block: Block) -> None:
     source = next(b for b in SESSIONS if b.line > block.line)
-    state = WatchState()
+    state = WatchModel()
+    state.link = LinkView(LinkState.CONNECTED, 0.0)  # what `watch` reports while its connection is up
     for topic, payload in [*source.retain, *source.publish]:
         state.on_message(topic, payload)
     out = io.StringIO()
     console = Console(file=out, width=int(block.options["width"]), color_system=None, force_terminal=False)
-    console.print(render(state, title=live_title(f"mqtt://{DOC_ADDRESS}", telemetry_filter("etl")), now=0.0))
+    console.print(
+        render_live(state, title=live_title(f"mqtt://{DOC_ADDRESS}", telemetry_filter("etl")), now=0.0)
+    )
     actual = "\n".join(line.rstrip() for line in out.getvalue().splitlines())
     assert actual == block.body.rstrip("\n"), (
         f"line {block.line}: the doc's table is stale; it renders as\n{actual}"
