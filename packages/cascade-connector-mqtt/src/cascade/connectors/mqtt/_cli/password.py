@@ -10,6 +10,7 @@ __all__ = ["PASSWORD_ENV", "PasswordSource", "read_password"]
 
 import getpass
 import os
+import warnings
 from enum import Enum
 from pathlib import Path
 
@@ -43,16 +44,26 @@ def read_password(
     if file is not None:
         return PasswordSource.FILE, _checked(_from_file(file), username, f"the password file {file!r}")
     if prompt:
-        who = f" for {username}" if username else ""
-        try:
-            text = getpass.getpass(f"MQTT password{who}: ")
-        except EOFError as exc:
-            raise CliError(ExitCode.USAGE, "--password-prompt: no password was typed (end of input)") from exc
-        return PasswordSource.PROMPT, _checked(text, username, "the prompt")
+        return PasswordSource.PROMPT, _checked(_from_prompt(username), username, "the prompt")
     from_env = os.environ.get(PASSWORD_ENV)
     if from_env:
         return PasswordSource.ENV, _checked(from_env, username, f"${PASSWORD_ENV}")
     return PasswordSource.URL, None
+
+
+def _from_prompt(username: str | None) -> str:
+    who = f" for {username}" if username else ""
+    with warnings.catch_warnings():
+        # Without a terminal getpass would read stdin with echo on, after a warning: refuse instead.
+        warnings.simplefilter("error", getpass.GetPassWarning)
+        try:
+            return getpass.getpass(f"MQTT password{who}: ")
+        except getpass.GetPassWarning as exc:
+            raise CliError(
+                ExitCode.USAGE, "--password-prompt needs a terminal (use --password-file PATH in scripts)"
+            ) from exc
+        except EOFError as exc:
+            raise CliError(ExitCode.USAGE, "--password-prompt: no password was typed (end of input)") from exc
 
 
 def _from_file(name: str) -> str:

@@ -50,12 +50,19 @@ class _Printer:
         self._out = out
         self._stop = stop
         self.closed = False
+        encoding = (getattr(out, "encoding", None) or "").lower().replace("_", "-")
+        self._ascii_only = encoding not in ("utf-8", "utf8", "utf-8-sig")
+        """JSON for a terminal that cannot write UTF-8 escapes every non-ASCII character (valid JSON)."""
 
     def emit(self, event: WatchEvent) -> None:
         if self.closed or self._mode == "live":
             return
         try:
-            line = format_event_json(event) if self._mode == "json" else format_event(event)
+            line = (
+                format_event_json(event, ascii_only=self._ascii_only)
+                if self._mode == "json"
+                else format_event(event)
+            )
         except Exception:  # a bug in formatting one event must not end the watch
             _log.exception("cannot format a %s event; skipped", event.kind)
             return

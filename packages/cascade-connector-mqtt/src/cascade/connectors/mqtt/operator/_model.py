@@ -27,6 +27,7 @@ __all__ = [
     "format_event_json",
 ]
 
+import json
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
@@ -351,8 +352,12 @@ def describe_link_change(fields: Mapping[str, Any]) -> str:
     )
 
 
-def format_event_json(event: WatchEvent) -> str:
-    """One JSON object (compact, one line) for ``watch --json``."""
+def format_event_json(event: WatchEvent, *, ascii_only: bool = False) -> str:
+    """One JSON object (compact, one line) for ``watch --json``; text no terminal may see is written
+    as JSON escapes (`safe_json`), and every non-ASCII character too with `ascii_only`.
+    """
+    if ascii_only:
+        return json.dumps(event.to_dict(), separators=(",", ":"))
     return safe_json(event.to_dict(), separators=(",", ":"))
 
 
