@@ -233,7 +233,8 @@ def test_watch_json_writes_hostile_text_as_json_escapes(mosquitto: MosquittoServ
         watch.wait_ready()
         raw = (
             (
-                '{"v": "1.0", "ts": "2024-05-01T12:00:00.000Z", "run_id": "@RUN@", "project_id": "@PROJECT@", '
+                '{"v": "1.0", "ts": "2024-05-01T12:00:00.000Z", "run_id": "@RUN@", '
+                '"project_id": "@PROJECT@", '
                 '"source": "w", "body": {"type": "TaskStateEvent", "task_id": "t", '
                 '"task_name": "x\\ud800\\u202e\\u00e9", "state": "RUNNING"}}'
             )
