@@ -2,15 +2,17 @@
 
 One process plays three parts, each through its own real connector:
 
-- an **engine** (the readable model in ``demo_engine.py``) that runs a small simulated workflow. It
-  publishes every task state change and its start/stop as telemetry, announces its presence, and
-  obeys the operators' constraints live through a `ConstraintBook`;
+- an **engine** (the readable model in ``demo_engine.py``) that runs a small simulated workflow
+  (``demo_workflow.py``). It publishes every task state change and its start/stop as telemetry,
+  announces its presence, and obeys the operators' constraints live through a `ConstraintBook`;
 - a scripted **operator** that pauses the demo's project part-way, waits for the engine to hold still,
   resumes it, then caps its concurrency, with the public operator API that ``cascade-mqtt pause``,
   ``resume`` and ``limit`` use (``cascade.connectors.mqtt.operator``);
 - a **watcher** that builds the live view of ``cascade-mqtt watch`` (its `WatchModel`).
 
-It ends with a summary: tasks by state, messages published and received, and the time from the pause
+The scripted operator and the watcher live in ``demo_operator.py``; this file chooses the transport,
+runs the three parts together and prints their progress. It ends with a summary (``demo_summary.py``):
+tasks by state, messages published and received, and the time from the pause
 command to the engine holding still (no task running, none started).
 
 Transport: ``--url mqtt://...`` uses that broker; without it the demo starts a private Mosquitto on a
@@ -32,197 +34,23 @@ import secrets
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from cascade.connectors.mqtt.operator import (
-    TASK_STATES,
-    WatchModel,
-    describe_command,
-    format_event,
-    is_operator_source,
-    live_title,
-    new_constraint,
-    render_live,
-    resume,
-    send_constraint,
-)
-from cascade.connectors.protocol import (
-    CONSTRAINTS_FILTER,
-    STATUS_FILTER,
-    Connector,
-    ConnectorError,
-    ConnectorStats,
-    Constraint,
-    ConstraintType,
-    TaskState,
-)
+from cascade.connectors.mqtt.operator import live_title, render_live
+from cascade.connectors.protocol import Connector, ConnectorError
 
 if TYPE_CHECKING:  # mypy reads docs/examples as the namespace package docs.examples
-    from docs.examples.demo_engine import (
-        FINAL,
-        EngineReport,
-        SimulatedEngine,
-        TaskSpec,
-        expected_outcome,
-        make_workflow,
-    )
+    from docs.examples.demo_engine import SimulatedEngine
+    from docs.examples.demo_operator import Plan, Watcher, operate
+    from docs.examples.demo_summary import format_summary, summarise
+    from docs.examples.demo_workflow import expected_outcome, make_workflow
 else:  # run as a script: this folder is on sys.path
-    from demo_engine import FINAL, EngineReport, SimulatedEngine, TaskSpec, expected_outcome, make_workflow
-
-
-# ---------------------------------------------------------------------------------------------
-# The operator (scripted) and the watcher
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """When the operator acts: after `pause_after` final tasks, pause for `hold` seconds; after
-    `cap_after` final tasks, cap concurrency at `cap`. `ttl` (seconds) bounds every constraint it sets,
-    so a crashed demo never leaves its project paused for long.
-    """
-
-    pause_after: int
-    hold: float
-    cap_after: int
-    cap: int
-    ttl: float = 120.0
-
-
-@dataclass(slots=True)
-class OperatorReport:
-    """What the operator measured; `time.monotonic()` seconds."""
-
-    scope: str = ""
-    pause_sent_at: float | None = None
-    pause_acked_at: float | None = None
-    resume_sent_at: float | None = None
-    cap_sent_at: float | None = None
-    commands: list[str] = field(default_factory=list)
-
-
-async def operate(
-    connector: Connector,
-    engine: SimulatedEngine,
-    plan: Plan,
-    say: Callable[[str], None],
-    *,
-    address: str = "memory://",
-) -> OperatorReport:
-    """Pause the engine's project, wait until it holds still, resume, then cap its concurrency.
-
-    Every command is a retained constraint published at qos 1 (returns once the broker acknowledged),
-    sent by the same code as ``cascade-mqtt pause/resume/limit``. Clears the cap when the workflow is
-    done. `address` names the broker in error messages.
-    """
-    report = OperatorReport(scope=f"project:{engine.project}")
-    scope = report.scope
-    total = len(engine.workflow)
-
-    async def send(command: str, constraint: Constraint | None) -> float:
-        """Send what ``cascade-mqtt COMMAND`` sends, with the same public API; returns when it was sent."""
-        say(f"operator> cascade-mqtt {command}")
-        report.commands.append(command)
-        sent = time.monotonic()
-        try:
-            async with asyncio.timeout(30):
-                if constraint is None:
-                    await resume(connector, scope)
-                else:
-                    await send_constraint(connector, constraint)
-        except TimeoutError as exc:
-            raise ConnectorError(
-                f"the broker at {address} did not acknowledge {command!r} within 30 s"
-            ) from exc
-        return sent
-
-    await engine.wait_until(lambda: engine.finished >= plan.pause_after)
-    pause = new_constraint(scope, ConstraintType.PAUSE, ttl=plan.ttl)
-    report.pause_sent_at = await send(f"pause {scope} --ttl {plan.ttl:g}", pause)
-    report.pause_acked_at = time.monotonic()
-    ack = _ms(report.pause_acked_at - report.pause_sent_at)
-    say(f"operator: {describe_command(pause)}; broker acknowledged after {ack}")
-    await engine.still.wait()
-    await asyncio.sleep(plan.hold)  # demo pacing: leave the engine paused for a moment
-    report.resume_sent_at = await send(f"resume {scope}", None)
-
-    await engine.wait_until(lambda: engine.finished >= min(plan.cap_after, total))
-    if engine.finished < total:
-        cap = new_constraint(scope, ConstraintType.CONCURRENCY, {"limit": plan.cap}, ttl=plan.ttl)
-        report.cap_sent_at = await send(f"limit {scope} --concurrency {plan.cap} --ttl {plan.ttl:g}", cap)
-        say(f"operator: {describe_command(cap)}")
-    await engine.wait_until(lambda: engine.finished >= total)
-    await send(f"resume {scope}", None)  # leave the broker as we found it
-    return report
-
-
-class Watcher:
-    """The live view of ``cascade-mqtt watch`` (its `WatchState`), fed by its own connector.
-
-    Prints failures, engine start/stop, presence and constraint changes as they arrive (every event
-    with `verbose`), and counts RUNNING events stamped while the engine was holding still.
-    """
-
-    def __init__(
-        self, connector: Connector, project: str, say: Callable[[str], None], *, verbose: bool
-    ) -> None:
-        self.connector = connector
-        self.project = project
-        self.say = say
-        self.verbose = verbose
-        self.state = WatchModel(hide_source=is_operator_source)
-        self.running_stamped: list[float] = []
-        """Unix times (from the message header) of every RUNNING event received."""
-        self._handles: list[Any] = []
-        self._stopped = asyncio.Event()
-
-    async def start(self) -> None:
-        """Subscribe to presence, constraints and the project's telemetry (returns once live)."""
-        telemetry = f"cascade/telemetry/+/{self.project}/+/events"
-        for topic_filter in (STATUS_FILTER, CONSTRAINTS_FILTER, telemetry):
-            self._handles.append(await self.connector.subscribe(topic_filter, self._on_message))
-
-    async def stop(self) -> None:
-        """Unsubscribe."""
-        for handle in self._handles:
-            await handle.unsubscribe()
-        self._handles.clear()
-
-    async def wait_stopped(self, run_id: str) -> None:
-        """Return once the watcher has seen ENGINE_STOPPED for `run_id`."""
-        while not any(r.run_id == run_id and r.engine == "stopped" for r in self.state.runs.values()):
-            self._stopped.clear()
-            await self._stopped.wait()
-
-    async def _on_message(self, topic: str, payload: dict[str, Any]) -> None:
-        event = self.state.on_message(topic, payload)
-        if event is None:
-            return
-        if event.kind == "task" and event.fields["state"] == TaskState.RUNNING.value:
-            self.running_stamped.append(_unix(event.ts))
-        notable = event.kind in ("engine", "worker", "constraint") or (
-            event.kind == "task" and event.fields["state"] == TaskState.FAILED.value
-        )
-        if notable or self.verbose:
-            self.say(f"watch: {format_event(event)}")
-        if event.kind == "engine":
-            self._stopped.set()
-
-    def progress(self) -> str:
-        """One line: tasks by state over every run of the project, and any constraint in force."""
-        totals = self.state.totals()
-        final = sum(totals[s] for s in FINAL)
-        known = sum(totals.values())
-        width = 24
-        filled = round(width * final / known) if known else 0
-        bar = "#" * filled + "." * (width - filled)
-        counts = "  ".join(f"{s.value.lower()} {totals[s]}" for s in TASK_STATES if totals[s])
-        constraints = ", ".join(
-            f"{c.scope} {c.type.value}" + (f" {c.params['limit']}" if "limit" in c.params else "")
-            for c in self.state.constraints.active()
-        )
-        return f"[{bar}] {final}/{known}  {counts}" + (f"  | {constraints}" if constraints else "")
+    from demo_engine import SimulatedEngine
+    from demo_operator import Plan, Watcher, operate
+    from demo_summary import format_summary, summarise
+    from demo_workflow import expected_outcome, make_workflow
 
 
 # ---------------------------------------------------------------------------------------------
@@ -402,18 +230,16 @@ async def run_demo(options: Options, transport: Transport, out: TextIO) -> dict[
             say(watcher.progress())
         await watcher.stop()
     wall = time.monotonic() - started
-    summary = _summary(
-        options,
-        transport,
-        workflow,
-        report,
-        operator_report,
-        watcher,
-        run_id,
-        wall,
-        [engine_conn, operator_conn, watcher_conn],
-    )
-    out.write(_format_summary(summary))
+    about = {
+        "seed": options.seed,
+        "tasks": options.tasks,
+        "run_id": run_id,
+        "transport": transport.kind,
+        "transport_note": transport.note,
+    }
+    connectors = [engine_conn, operator_conn, watcher_conn]
+    summary = summarise(about, expected_outcome(workflow), report, operator_report, watcher, wall, connectors)
+    out.write(format_summary(summary))
     out.flush()
     if options.summary_json is not None:
         options.summary_json.write_text(json.dumps(summary, indent=2) + "\n")
@@ -461,131 +287,6 @@ async def _progress(
         finally:
             drawing.cancel()
             live.update(view(), refresh=True)
-
-
-def _stats(connector: Connector) -> ConnectorStats:
-    stats = getattr(connector, "stats", None)
-    return stats if isinstance(stats, ConnectorStats) else ConnectorStats()
-
-
-def _summary(
-    options: Options,
-    transport: Transport,
-    workflow: Sequence[TaskSpec],
-    report: EngineReport,
-    operator: OperatorReport,
-    watcher: Watcher,
-    run_id: str,
-    wall: float,
-    connectors: Sequence[Connector],
-) -> dict[str, Any]:
-    run = next(r for r in watcher.state.runs.values() if r.run_id == run_id)
-    parts = dict(zip(("engine", "operator", "watcher"), (_stats(c) for c in connectors), strict=True))
-    sent = operator.pause_sent_at
-    # The operator's pause: the first episode that began after its command (not an earlier pause
-    # already in force on the broker).
-    episode = next((e for e in report.pauses if sent is not None and e.observed_at >= sent), None)
-    pause: dict[str, Any] = {"observed": episode is not None}
-    if episode is not None and sent is not None:
-        pause.update(
-            scope=episode.scope,
-            command_to_ack_ms=_round_ms(operator.pause_acked_at, sent),
-            command_to_observed_ms=_round_ms(episode.observed_at, sent),
-            command_to_still_ms=_round_ms(episode.still_at, sent),
-            drained=episode.running_when_observed,
-            started_while_paused=episode.started_while_paused,
-        )
-        held_from, held_to = _wall_of(episode.still_at), _wall_of(episode.resumed_at)
-        if held_from is not None and held_to is not None:
-            pause["running_seen_while_held"] = sum(
-                1 for ts in watcher.running_stamped if held_from < ts < held_to - 0.001
-            )
-    return {
-        "seed": options.seed,
-        "tasks": options.tasks,
-        "run_id": run_id,
-        "transport": transport.kind,
-        "transport_note": transport.note,
-        "expected": expected_outcome(workflow),
-        "engine_states": report.counts(),
-        "watcher_states": {state.value: count for state, count in run.counts().items()},
-        "messages": {
-            "published": sum(s.published for s in parts.values()),
-            "received": sum(s.delivered for s in parts.values()),
-            "dropped": sum(s.dropped for s in parts.values()),
-            "malformed_skipped": watcher.state.malformed,
-            "by_part": {name: s.as_dict() for name, s in parts.items()},
-        },
-        "pause": pause,
-        "cap": {
-            "limit": report.cap,
-            "max_running_before_cap": report.max_running,
-            "max_running_after_cap": report.max_running_after_cap if report.cap is not None else None,
-        },
-        "operator_commands": operator.commands,
-        "wall_seconds": round(wall, 2),
-    }
-
-
-# time.monotonic() -> Unix time, for comparing engine instants with message header timestamps.
-_MONO_TO_UNIX = time.time() - time.monotonic()
-
-
-def _wall_of(mono: float | None) -> float | None:
-    return None if mono is None else mono + _MONO_TO_UNIX
-
-
-def _unix(ts: str) -> float:
-    from datetime import datetime
-
-    return datetime.fromisoformat(ts).timestamp()
-
-
-def _round_ms(later: float | None, earlier: float) -> float | None:
-    return None if later is None else round((later - earlier) * 1000.0, 1)
-
-
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1000.0:.1f} ms"
-
-
-def _format_summary(summary: dict[str, Any]) -> str:
-    def states(counts: dict[str, int]) -> str:
-        shown = "  ".join(f"{name} {n}" for name, n in counts.items() if n)
-        return f"{shown}  (total {sum(counts.values())})"
-
-    messages = summary["messages"]
-    pause = summary["pause"]
-    cap = summary["cap"]
-    lines = [
-        "",
-        "Summary",
-        f"  transport            {summary['transport']}",
-        f"  tasks by state       {states(summary['engine_states'])}",
-        f"  as the watcher saw   {states(summary['watcher_states'])}",
-        f"  messages             {messages['published']} published, {messages['received']} received"
-        f" ({messages['dropped']} dropped, {messages['malformed_skipped']} malformed skipped)",
-    ]
-    if pause.get("command_to_still_ms") is not None:
-        lines += [
-            f"  pause -> still       {pause['command_to_still_ms']:.1f} ms from the pause command to the"
-            " engine holding still",
-            f"                       (broker ack {pause['command_to_ack_ms']:.1f} ms, engine saw it after"
-            f" {pause['command_to_observed_ms']:.1f} ms, {pause['drained']} running task(s) drained,"
-            f" {pause['started_while_paused']} started while paused)",
-        ]
-    else:
-        lines.append(
-            "  pause -> still       not measured: the engine was already held by another pause"
-            " (see cascade-mqtt constraints)"
-        )
-    if cap["limit"] is not None:
-        lines.append(
-            f"  concurrency cap      {cap['limit']}: at most {cap['max_running_after_cap']} running"
-            f" after the cap (up to {cap['max_running_before_cap']} before)"
-        )
-    lines.append(f"  wall time            {summary['wall_seconds']:.1f} s")
-    return "\n".join(lines) + "\n"
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Options:

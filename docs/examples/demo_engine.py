@@ -10,21 +10,19 @@ An engine needs three things from its `Connector`, and this file shows each in a
 3. **Admission**: before a task starts, `Admission` asks whether every covering scope allows it
    (not paused, room in each concurrency limit, each rate limit allows a start now).
 
-The workflow is simulated: chains of extract -> transform -> api_call -> load tasks with random
-durations; a few fail and their downstream tasks are skipped.
+The workflow it runs is simulated (``demo_workflow.py``): each task sleeps for its duration and
+then completes or fails; the tasks downstream of a failure are skipped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
-import random
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cascade.connectors.protocol import (
     CONSTRAINTS_FILTER,
@@ -41,57 +39,10 @@ from cascade.connectors.protocol import (
     telemetry_topic,
 )
 
-STAGES = ("extract", "transform", "api_call", "load")
-ERRORS = {
-    "extract": "source table locked (SQLSTATE 55P03)",
-    "transform": "ValueError: column 'amount' has 3 nulls",
-    "api_call": "HTTP 503 from https://api.example.com/v2/orders",
-    "load": "disk quota exceeded on /warehouse",
-}
+if TYPE_CHECKING:  # mypy reads docs/examples as the namespace package docs.examples
+    from docs.examples.demo_workflow import TaskSpec
+
 FINAL = (TaskState.COMPLETED, TaskState.FAILED, TaskState.SKIPPED)
-
-
-@dataclass(frozen=True, slots=True)
-class TaskSpec:
-    """One task of the simulated workflow: `duration` in seconds, `depends_on` a task id or None."""
-
-    task_id: str
-    name: str
-    duration: float
-    fails: bool
-    depends_on: str | None
-
-
-def make_workflow(n_tasks: int, seed: int, speed: float = 1.0) -> list[TaskSpec]:
-    """Chains of extract -> transform -> api_call -> load, `n_tasks` in all, the same for one `seed`.
-
-    About one task in thirteen fails (at least one); durations are 0.4-1.5 s divided by `speed`.
-    """
-    rng = random.Random(seed)
-    ids: list[tuple[str, str, str | None]] = []
-    for chain in range(math.ceil(n_tasks / len(STAGES))):
-        previous: str | None = None
-        for stage in STAGES[: n_tasks - len(ids)]:
-            ids.append((f"{stage}-{chain + 1:02d}", stage, previous))
-            previous = ids[-1][0]
-    failing = set(rng.sample(range(n_tasks), max(1, n_tasks // 13)))
-    return [
-        TaskSpec(task_id, name, round(rng.uniform(0.4, 1.5) / speed, 4), i in failing, depends_on)
-        for i, (task_id, name, depends_on) in enumerate(ids)
-    ]
-
-
-def expected_outcome(workflow: Sequence[TaskSpec]) -> dict[str, int]:
-    """Final task state -> count, as the engine must end (failed tasks skip their downstream)."""
-    states: dict[str, TaskState] = {}
-    for spec in workflow:  # dependencies come first in the list
-        upstream = states.get(spec.depends_on) if spec.depends_on else TaskState.COMPLETED
-        if upstream is not TaskState.COMPLETED:
-            states[spec.task_id] = TaskState.SKIPPED
-        else:
-            states[spec.task_id] = TaskState.FAILED if spec.fails else TaskState.COMPLETED
-    counts = Counter(states.values())
-    return {state.value: counts[state] for state in FINAL}
 
 
 class Admission:
@@ -99,7 +50,9 @@ class Admission:
     engine can swap it for a shared helper.) Every covering scope is its own pool; the strictest wins.
     """
 
-    def __init__(self, book: ConstraintBook, project: str, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, book: ConstraintBook, project: str, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.book = book
         self.project = project
         self._clock = clock
@@ -268,10 +221,8 @@ class SimulatedEngine:
         await asyncio.sleep(spec.duration)  # the simulated work
         del self.running[spec.task_id]
         duration_ms = round((time.monotonic() - started) * 1000.0, 1)
-        error = ERRORS[spec.name] if spec.fails else ""
-        await self._set_state(
-            spec, TaskState.FAILED if spec.fails else TaskState.COMPLETED, duration_ms, error
-        )
+        state = TaskState.FAILED if spec.fails else TaskState.COMPLETED
+        await self._set_state(spec, state, duration_ms, spec.error)
         self._wake.set()
 
     async def _on_constraint(self, topic: str, payload: dict[str, Any]) -> None:

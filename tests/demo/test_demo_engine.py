@@ -19,6 +19,7 @@ from cascade.connectors.protocol import (
 from cascade.connectors.testing import InMemoryBroker, InMemoryConnector, Recorder
 
 SPEED = 40.0  # task durations 10-37.5 ms
+FINAL = (TaskState.COMPLETED, TaskState.FAILED, TaskState.SKIPPED)
 
 
 def test_workflow_is_deterministic_per_seed(demo: Any) -> None:
@@ -128,7 +129,7 @@ async def test_a_task_scoped_pause_holds_only_that_task(demo: Any) -> None:
         running = asyncio.create_task(engine.run())
         states = engine.report.states
         upstream = [t.task_id for t in engine.workflow if t.name in ("extract", "transform")]
-        await engine.wait_until(lambda: all(states.get(t) in demo.FINAL for t in upstream))
+        await engine.wait_until(lambda: all(states.get(t) in FINAL for t in upstream))
         assert not engine.paused  # only one task kind is paused, not the engine
         assert all(
             states[t.task_id] in (TaskState.PENDING, TaskState.SKIPPED)
@@ -209,13 +210,13 @@ def test_the_demo_uses_only_public_names() -> None:
 
     from .conftest import DEMO_PATH, ENGINE_PATH
 
-    for path in (DEMO_PATH, ENGINE_PATH):
+    for path in DEMO_PATH.parent.glob("demo*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("cascade"):
                 assert not any(part.startswith("_") for part in node.module.split(".")), (path, node.module)
                 assert not any(alias.name.startswith("_") for alias in node.names), (path, node.module)
     engine_lines = len(ENGINE_PATH.read_text().splitlines())
-    assert engine_lines <= 330, f"the engine model should stay readable ({engine_lines} lines)"
+    assert engine_lines <= 300, f"the engine model should stay readable ({engine_lines} lines)"
 
 
 def test_admission_pauses_pools_and_rate_limits(demo: Any) -> None:
