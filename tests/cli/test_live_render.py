@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from cascade.connectors.mqtt.operator import WatchModel, render_live
+from cascade.connectors.mqtt.operator import LinkState, LinkView, WatchModel, render_live
 from cascade.connectors.protocol import (
     Constraint,
     ConstraintType,
@@ -79,3 +79,34 @@ def test_blocked_column_appears_when_a_task_is_blocked() -> None:
     state = WatchModel()
     feed(state, TaskStateEvent("t", "load", TaskState.BLOCKED), "2024-05-01T12:00:00.000Z")
     assert "blkd" in text_of(state)
+
+
+def test_the_watchers_own_connection_is_shown() -> None:
+    # 1000.0 is 1970-01-01T00:16:40Z
+    state = WatchModel()
+    assert "connection:" not in text_of(state)  # never polled: nothing claimed
+    state.link = LinkView(LinkState.CONNECTED, 900.0)
+    assert "connection: connected" in text_of(state)
+    assert "reconnect" not in text_of(state)
+    state.link = LinkView(LinkState.RECONNECTING, 996.0, reconnects=1, outage_seconds=3.0)
+    text = " ".join(text_of(state, now=1000.0).split())  # one line, however the console wraps
+    assert "connection: RECONNECTING since 00:16:36 (4s); telemetry sent meanwhile is missed" in text
+    assert "1 reconnect, telemetry missed for 7s" in text
+    state.link = LinkView(LinkState.CONNECTED, 1000.0, reconnects=2, outage_seconds=7.0, dropped_inbound=5)
+    text = " ".join(text_of(state, now=1001.0).split())
+    assert "connection: connected" in text
+    assert "2 reconnects, telemetry missed for 7s" in text
+    assert "5 messages dropped (this watcher fell behind)" in text
+
+
+def test_wire_text_in_the_table_is_escaped() -> None:
+    state = WatchModel()
+    feed(
+        state,
+        TaskStateEvent("t\u202e1", "x\u200by", TaskState.FAILED, error="e\ud800"),
+        "2024-05-01T12:00:00Z",
+    )
+    text = text_of(state)
+    assert "x\\u200by [t\\u202e1]" in text
+    assert "e\\ud800" in text
+    assert not any(ch in text for ch in "\u202e\u200b\ud800")

@@ -23,6 +23,7 @@ import json
 import re
 import shlex
 import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -191,3 +192,26 @@ def test_live_table(block: Block) -> None:
     assert actual == block.body.rstrip("\n"), (
         f"line {block.line}: the doc's table is stale; it renders as\n{actual}"
     )
+
+
+PYTHON_EXAMPLE = re.compile(
+    r"<!-- python-example -->\n```python\n(?P<code>.*?)^```\n\nIt prints:\n\n```text\n(?P<output>.*?)^```",
+    re.MULTILINE | re.DOTALL,
+)
+
+
+def test_the_python_example_runs(mosquitto_factory: Callable[..., MosquittoServer], tmp_path: Path) -> None:
+    (match,) = PYTHON_EXAMPLE.finditer(DOC.read_text(encoding="utf-8"))
+    script = tmp_path / "example.py"
+    script.write_text(match["code"])
+    server = mosquitto_factory()
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        env=cli_env(CASCADE_MQTT_URL=server.url),
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert _matches(match["output"], done.stdout), f"--- doc\n{match['output']}--- got\n{done.stdout}"
