@@ -144,8 +144,16 @@ async def _live(model: WatchModel, stop: asyncio.Event, out: TextIO, *, title: s
     from rich.live import Live
 
     console = Console(file=out)
+    failed = False
     with Live(render_live(model, title=title, now=time.time()), console=console, auto_refresh=False) as live:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), _REDRAW_SECONDS)
-            live.update(render_live(model, title=title, now=time.time()), refresh=True)
+            try:
+                view = render_live(model, title=title, now=time.time())
+            except Exception:  # keep the last good view rather than end the watch
+                if not failed:
+                    _log.exception("cannot draw the live table; showing the last good one")
+                failed = True
+                continue
+            live.update(view, refresh=True)
