@@ -9,6 +9,7 @@ import io
 import os
 import re
 import subprocess
+import time
 from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
@@ -21,10 +22,10 @@ from cascade.connectors.mqtt._cli.exitcodes import ExitCode
 from cascade.connectors.mqtt._cli.session import command_line_hint
 from cascade.connectors.mqtt.mosquitto import MosquittoServer, TlsFiles, free_port
 from cascade.connectors.mqtt.operator import describe_command, new_constraint, resume
-from cascade.connectors.protocol import ConstraintType, constraint_topic
+from cascade.connectors.protocol import Constraint, ConstraintType, constraint_topic
 from cascade.connectors.testing import InMemoryBroker, InMemoryConnector
 
-from .conftest import SCRIPT, cli_env, run_cli
+from .conftest import SCRIPT, Probe, cli_env, run_cli
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "operators.md"
 SCRIPT_BLOCK = re.compile(r"<!-- script -->\n```bash\n(?P<body>.*?)^```", re.MULTILINE | re.DOTALL)
@@ -171,3 +172,19 @@ def test_the_resume_script_accepts_nothing_to_resume(
     away = _bash(resume_script, f"mqtt://127.0.0.1:{free_port()}")
     assert away.returncode == 1
     assert "api_call runs" not in away.stdout
+
+
+@pytest.mark.mosquitto
+def test_resuming_an_expired_constraint_is_nothing_to_resume(
+    mosquitto: MosquittoServer, probe: Probe
+) -> None:
+    scope = "task:expired-" + os.urandom(4).hex()
+    old = Constraint("old", scope, ConstraintType.PAUSE, {}, expires_at=time.time() - 60)
+    probe.publish(constraint_topic(scope), old.to_dict(), retain=True)
+    done = run_cli("--url", mosquitto.url, "resume", scope)
+    assert done.returncode == 7
+    assert (
+        done.stderr
+        == f"cascade-mqtt: nothing to resume: the constraint on {scope} had already expired (cleared it)\n"
+    )
+    assert run_cli("--url", mosquitto.url, "resume", scope).stderr.endswith(f"no constraint on {scope}\n")

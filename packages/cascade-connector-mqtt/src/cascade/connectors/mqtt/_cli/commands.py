@@ -148,10 +148,10 @@ def _prepare_resume(args: argparse.Namespace) -> Runner:
         if done.outcome is ResumeOutcome.UNREADABLE:
             ctx.print(f"resumed {scope} (cleared a retained message that was not a valid constraint)")
             return ExitCode.OK
-        why = (
-            "its constraint had already expired" if done.outcome is ResumeOutcome.EXPIRED else "no constraint"
-        )
-        ctx.warn(f"nothing to resume: {why} on {scope}")
+        if done.outcome is ResumeOutcome.EXPIRED:
+            ctx.warn(f"nothing to resume: the constraint on {scope} had already expired (cleared it)")
+        else:
+            ctx.warn(f"nothing to resume: no constraint on {scope}")
         return ExitCode.NOTHING_TO_RESUME
 
     return run
