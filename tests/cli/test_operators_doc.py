@@ -122,8 +122,11 @@ def _steps(body: str) -> list[tuple[str, str]]:
 
 
 @pytest.mark.parametrize("block", SESSIONS, ids=[f"line-{b.line}" for b in SESSIONS])
-def test_session(block: Block, mosquitto_factory: Callable[..., MosquittoServer]) -> None:
+def test_session(block: Block, mosquitto_factory: Callable[..., MosquittoServer], tmp_path: Path) -> None:
     users = dict([block.options["users"].split(":", 1)]) if "users" in block.options else None
+    for spec in block.options.get("files", "").split(",") if "files" in block.options else []:
+        name, content = spec.split(":", 1)  # files the commands read, in their working directory
+        (tmp_path / name).write_text(content + "\n")
     server = mosquitto_factory(users=users)
     address = f"127.0.0.1:{server.port}"
     env = cli_env(CASCADE_MQTT_URL=f"mqtt://{address}")
@@ -144,7 +147,13 @@ def test_session(block: Block, mosquitto_factory: Callable[..., MosquittoServer]
                 argv = shlex.split(command.replace(DOC_ADDRESS, address))
                 assert argv[0] == "cascade-mqtt"
                 done = subprocess.run(
-                    [str(SCRIPT), *argv[1:]], capture_output=True, text=True, env=env, timeout=60, check=False
+                    [str(SCRIPT), *argv[1:]],
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                    cwd=tmp_path,
+                    timeout=60,
+                    check=False,
                 )
                 actual, last_code = done.stdout + done.stderr, done.returncode
                 assert "Traceback" not in done.stderr
