@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import pytest
 from cascade.connectors.mqtt._cli import main
@@ -264,3 +265,46 @@ def test_the_cli_never_imports_rich_outside_the_live_table() -> None:
     )
     assert done.returncode == 2
     assert done.stderr.startswith("cascade-mqtt: error: invalid scope")
+
+
+# ---------------------------------------------------------------------------------------------
+# Where the password comes from (in process; the end-to-end tests are in test_cli_hardening.py)
+
+
+def test_a_password_file_is_read_literally(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cascade.connectors.mqtt._cli.password import PasswordSource, read_password
+
+    monkeypatch.delenv("CASCADE_MQTT_PASSWORD", raising=False)
+    path = tmp_path / "pw"
+    path.write_bytes(b" sp/ce#d?@pw \r\nsecond line\n")
+    assert read_password(file=str(path), prompt=False, username="u") == (PasswordSource.FILE, " sp/ce#d?@pw ")
+    assert read_password(file=None, prompt=False, username="u") == (PasswordSource.URL, None)
+    monkeypatch.setenv("CASCADE_MQTT_PASSWORD", "from-env")
+    assert read_password(file=None, prompt=False, username="u") == (PasswordSource.ENV, "from-env")
+    assert read_password(file=str(path), prompt=False, username="u")[0] is PasswordSource.FILE  # file wins
+
+
+def test_a_password_file_that_is_not_text_leaks_nothing(tmp_path: Path) -> None:
+    from cascade.connectors.mqtt._cli.exitcodes import CliError
+    from cascade.connectors.mqtt._cli.password import read_password
+
+    path = tmp_path / "pw"
+    path.write_bytes(b"s3cret\xff\xfe")
+    with pytest.raises(CliError) as caught:
+        read_password(file=str(path), prompt=False, username="u")
+    assert caught.value.code is ExitCode.USAGE
+    assert "not UTF-8 text" in caught.value.message
+    assert caught.value.__cause__ is None  # a UnicodeDecodeError would hold the bytes
+    assert caught.value.__suppress_context__
+    big = tmp_path / "big"
+    big.write_bytes(b"x" * (64 * 1024 + 1))
+    with pytest.raises(CliError, match="larger than 64 KiB"):
+        read_password(file=str(big), prompt=False, username="u")
+
+
+def test_the_password_file_reaches_the_connector_and_is_redacted(tmp_path: Path) -> None:
+    path = tmp_path / "pw"
+    path.write_text("hunter2-from-file\n")
+    code, out, err = run("--url", "mqtt://alice@127.0.0.1:1", "--password-file", str(path), "status")
+    assert code == 3
+    assert "hunter2" not in out + err

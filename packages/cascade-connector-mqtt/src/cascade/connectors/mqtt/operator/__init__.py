@@ -17,7 +17,7 @@ QoS 1 and return once acknowledged (bound them with `asyncio.timeout`). Nothing 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ._commands import (
     OPERATOR_SOURCE_PREFIX,
@@ -50,6 +50,9 @@ from ._model import (
     telemetry_filter,
 )
 from ._text import describe_params, format_seconds, format_table, plural, safe_json, safe_text, time_left
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
 
 __all__ = [
     # commands
@@ -113,7 +116,7 @@ def live_title(address: str, telemetry_filter: str) -> str:
     return f"cascade-mqtt watch  {address}  {telemetry_filter}"
 
 
-def render_live(model: WatchModel, *, title: str, now: float, max_runs: int = 15) -> Any:
+def render_live(model: WatchModel, *, title: str, now: float, max_runs: int = 15) -> RenderableType:
     """The live table of `model` as a rich renderable (`now` in Unix seconds).
 
     Raises `ImportError` when rich is not installed (see `rich_available`). Every text from the
