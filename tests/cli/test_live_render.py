@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from cascade.connectors.mqtt.operator import LinkState, LinkView, WatchModel, render_live
+from cascade.connectors.mqtt.operator import LinkChange, LinkState, LinkView, WatchModel, render_live
 from cascade.connectors.protocol import (
     Constraint,
     ConstraintType,
@@ -110,3 +110,14 @@ def test_wire_text_in_the_table_is_escaped() -> None:
     assert "x\\u200by [t\\u202e1]" in text
     assert "e\\ud800" in text
     assert not any(ch in text for ch in "\u202e\u200b\ud800")
+
+
+def test_runs_that_lived_through_an_outage_are_marked() -> None:
+    state = WatchModel()
+    feed(state, LifecycleEvent(LifecycleEventType.ENGINE_STARTED), "2024-05-01T12:00:00.000Z", run="live")
+    feed(state, LifecycleEvent(LifecycleEventType.ENGINE_STOPPED), "2024-05-01T12:00:00.000Z", run="done")
+    state.on_link(LinkChange(LinkView(LinkState.RECONNECTING, 1000.0)))
+    assert [(r.run_id, r.through_outage) for r in state.runs.values()] == [("live", True), ("done", False)]
+    text = text_of(state)
+    assert "etl/live (gap)" in text
+    assert "etl/done (gap)" not in text

@@ -47,6 +47,7 @@ def _text(text: str, style: str = "") -> Text:
 def render(state: WatchModel, *, title: str, now: float, max_runs: int = 15) -> RenderableType:
     """The whole view: runs, constraints, workers, recent failures, and a footer. `now` in Unix s.
 
+    A run marked ``(gap)`` was running while the watcher was disconnected: it may have missed events.
     Task columns: pend(ing), run(ning), done (completed), fail(ed), skip(ped), blkd (blocked, shown
     only when a run has blocked tasks); each counts the tasks whose latest state it is.
     """
@@ -54,7 +55,7 @@ def render(state: WatchModel, *, title: str, now: float, max_runs: int = 15) -> 
     # BLOCKED is rare: its column appears only when some run has blocked tasks.
     shown = [s for s in TASK_STATES if s is not TaskState.BLOCKED or any(r.counts()[s] for r in recent)]
     runs = Table(title=_text(title), title_justify="left", expand=True)
-    longest = max((len(r.name) for r in recent), default=12)
+    longest = max((len(r.name) + (6 if r.through_outage else 0) for r in recent), default=12)
     runs.add_column("project/run", no_wrap=True, min_width=min(longest, 32))
     runs.add_column("engine", no_wrap=True)
     for task_state in shown:
@@ -65,7 +66,7 @@ def render(state: WatchModel, *, title: str, now: float, max_runs: int = 15) -> 
     for run in recent:
         counts = run.counts()
         runs.add_row(
-            _text(run.name),
+            _text(run.name + (" (gap)" if run.through_outage else "")),
             Text(run.engine, style=_ENGINE_STYLE[run.engine]),
             *(str(counts[s]) if counts[s] else "" for s in shown),
             _text(_clock_time(run.last_ts)),

@@ -82,6 +82,9 @@ class RunView:
     stopped_at: str | None = None
     last_ts: str = ""
     events: int = 0
+    through_outage: bool = False
+    """The watcher lost its connection while this run's engine was running: events sent during
+    the gap were missed, so the counts may lag until its tasks report again."""
 
     @property
     def name(self) -> str:
@@ -261,8 +264,15 @@ class WatchModel:
         return WatchEvent("constraint", ts, fields)
 
     def on_link(self, change: LinkChange) -> WatchEvent:
-        """Record a change of the watcher's own connection (from `LinkMonitor.poll`)."""
+        """Record a change of the watcher's own connection (from `LinkMonitor.poll`).
+
+        A loss marks every run whose engine has not stopped as `RunView.through_outage`.
+        """
         view = self.link = change.view
+        if view.state is LinkState.RECONNECTING or view.reconnects:
+            for run in self.runs.values():
+                if run.engine != "stopped":
+                    run.through_outage = True
         fields: dict[str, Any] = {
             "status": view.state.value,
             "reconnects": view.reconnects,
