@@ -26,19 +26,23 @@ import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from cascade.connectors.mqtt.mosquitto import MosquittoServer
 from cascade.connectors.mqtt.operator import (
+    LinkMonitor,
     LinkState,
     LinkView,
     WatchModel,
+    format_event,
     live_title,
     render_live,
     telemetry_filter,
 )
+from cascade.connectors.protocol import ConnectorStats
 from rich.console import Console
 
 from .conftest import SCRIPT, Probe, WatchProcess, cli_env
@@ -224,3 +228,34 @@ def test_the_python_example_runs(mosquitto_factory: Callable[..., MosquittoServe
     )
     assert done.returncode == 0, done.stderr
     assert _matches(match["output"], done.stdout), f"--- doc\n{match['output']}--- got\n{done.stdout}"
+
+
+class _Flaky:
+    """A connector whose connection the test turns off and on (only what `LinkMonitor` reads)."""
+
+    def __init__(self) -> None:
+        self.connected = True
+        self.reconnects = 0
+
+    @property
+    def stats(self) -> ConnectorStats:
+        return ConnectorStats(reconnects=self.reconnects)
+
+
+def test_the_connection_lines_are_what_watch_prints() -> None:
+    text = DOC.read_text(encoding="utf-8")
+    section = text.split("### When `watch` loses its own connection", 1)[1]
+    expected = section.split("```text\n", 1)[1].split("```", 1)[0].splitlines()
+    stamps = [datetime.fromisoformat(line.split("  ", 1)[0]).timestamp() for line in expected]
+    connector, now = _Flaky(), [stamps[0] - 60]
+    monitor = LinkMonitor(cast(Any, connector), clock=lambda: now[0])
+    model = WatchModel()
+    lines = []
+    for stamp, up in zip(stamps, (False, True), strict=True):
+        now[0] = stamp
+        connector.connected = up
+        connector.reconnects += up
+        change = monitor.poll()
+        assert change is not None
+        lines.append(format_event(model.on_link(change)))
+    assert lines == expected
