@@ -77,7 +77,7 @@ def test_pause_publishes_a_retained_constraint_then_resume_clears_it(
 
     done = run_cli("--url", mosquitto.url, "resume", scope)
     assert done.returncode == 0, done.stderr
-    assert done.stdout == f"resumed {scope} (its constraint is cleared)\n"
+    assert done.stdout == f"resumed {scope} (its pause is cleared)\n"
     cleared = probe.expect(on(topic))
     assert cleared.payload == b""
     listed = run_cli("--url", mosquitto.url, "constraints", "--json")

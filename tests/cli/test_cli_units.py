@@ -4,23 +4,28 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import pytest
 from cascade.connectors.mqtt._cli import main
-from cascade.connectors.mqtt._cli.commands import (
-    describe_command,
-    format_constraints,
-    format_workers,
-    make_constraint,
-    read_constraints,
-    read_workers,
-    send_constraint,
-    send_resume,
-)
 from cascade.connectors.mqtt._cli.exitcodes import ExitCode, redact
 from cascade.connectors.mqtt._cli.session import reason_code
-from cascade.connectors.mqtt._cli.text import describe_params, format_seconds, format_table, time_left
 from cascade.connectors.mqtt._cli.validate import display_url, url_password
+from cascade.connectors.mqtt.operator import (
+    ResumeOutcome,
+    describe_command,
+    describe_params,
+    format_constraints,
+    format_seconds,
+    format_table,
+    format_workers,
+    read_constraints,
+    read_workers,
+    resume,
+    send_constraint,
+    time_left,
+)
+from cascade.connectors.mqtt.operator import new_constraint as make_constraint
 from cascade.connectors.protocol import (
     Constraint,
     ConstraintBook,
@@ -119,7 +124,7 @@ def test_passwords_are_masked() -> None:
 
 def test_text_helpers() -> None:
     assert format_table(["A", "BB"], [["xyz", "1"], ["q", ""]]) == "A    BB\nxyz  1\nq"
-    assert format_table(["A"], [["x\x1b[2J\ny"]]) == "A\nx?[2J?y"
+    assert format_table(["A"], [["x\x1b[2J\ny"]]) == "A\nx\\x1b[2J\\x0ay"
     assert [format_seconds(s) for s in (0, 0.2, 59, 61, 3600 + 61)] == ["0s", "1s", "59s", "1m 01s", "1h 01m"]
     assert time_left(None, 0) == "never"
     assert time_left(100.0, 40.0) == "1m 00s"
@@ -187,15 +192,17 @@ async def test_constraint_commands_round_trip_through_a_broker() -> None:
     broker = InMemoryBroker()
     async with InMemoryConnector(broker, source="cli") as cli:
         pause = make_constraint("task:api", ConstraintType.PAUSE, ttl=60)
-        await send_constraint(cli, pause, ack_timeout=5, url="mem://")
+        await send_constraint(cli, pause)
         assert broker.retained[constraint_topic("task:api")] == pause.to_dict()
-        book, problems = await read_constraints(cli)
-        assert [c.to_dict() for c in book.active()] == [pause.to_dict()]
-        assert problems == []
-        await send_resume(cli, "task:api", ack_timeout=5, url="mem://")
+        listing = await read_constraints(cli)
+        assert [c.to_dict() for c in listing.book.active()] == [pause.to_dict()]
+        assert listing.skipped == []
+        done = await resume(cli, "task:api")
+        assert (done.outcome, done.constraint) == (ResumeOutcome.CLEARED, pause)
         assert constraint_topic("task:api") not in broker.retained
-        book, _ = await read_constraints(cli)
-        assert book.active() == []
+        assert (await read_constraints(cli)).book.active() == []
+        again = await resume(cli, "task:api")
+        assert (again.outcome, again.constraint, again.was_in_force) == (ResumeOutcome.NOTHING, None, False)
 
 
 @pytest.mark.asyncio
@@ -209,8 +216,10 @@ async def test_unreadable_retained_messages_are_reported_not_fatal() -> None:
         )
         await other.publish(status_topic("w9"), {"status": "maybe"}, qos=1, retain=True)
     async with InMemoryConnector(broker, source="cli") as cli:
-        book, problems = await read_constraints(cli)
-        workers, worker_problems = await read_workers(cli, hide=lambda s: s == "cli")
+        listing = await read_constraints(cli)
+        book, problems = listing.book, listing.skipped
+        found = await read_workers(cli, hide=lambda s: s == "cli")
+        workers, worker_problems = found.workers, found.skipped
     assert [c.scope for c in book.active()] == ["global"]
     assert len(problems) == 1
     assert "cascade/constraints/task/x" in problems[0]
@@ -224,13 +233,13 @@ async def test_status_lists_workers_but_not_the_cli_itself() -> None:
     async with InMemoryConnector(broker, source="gone"):
         pass
     async with InMemoryConnector(broker, source="w1"), InMemoryConnector(broker, source="cli") as cli:
-        workers, problems = await read_workers(cli, hide=lambda s: s == "cli")
-    assert [(w.source, w.status) for w in workers] == [("gone", "offline"), ("w1", "online")]
-    assert problems == []
+        found = await read_workers(cli, hide=lambda s: s == "cli")
+    assert [(w.source, w.status) for w in found.workers] == [("gone", "offline"), ("w1", "online")]
+    assert found.skipped == []
 
 
 def test_watch_mode() -> None:
-    from cascade.connectors.mqtt._cli.app import choose_watch_mode
+    from cascade.connectors.mqtt._cli.watching import choose_watch_mode
 
     assert choose_watch_mode(plain=False, as_json=False, terminal=True, rich=True) == "live"
     assert choose_watch_mode(plain=False, as_json=False, terminal=True, rich=False) == "plain"
@@ -246,7 +255,9 @@ def test_the_cli_never_imports_rich_outside_the_live_table() -> None:
     code = (
         "import sys; sys.modules['rich'] = None\n"
         "from cascade.connectors.mqtt._cli import main\n"
-        "from cascade.connectors.mqtt._cli import app, commands, watch, watching\n"
+        "from cascade.connectors.mqtt._cli import app, commands, watching\n"
+        "from cascade.connectors import mqtt; from cascade.connectors.mqtt import operator\n"
+        "assert 'rich' not in sys.modules or sys.modules['rich'] is None\n"
         "raise SystemExit(main(['pause', 'task:']))\n"
     )
     done = subprocess.run(
@@ -254,3 +265,46 @@ def test_the_cli_never_imports_rich_outside_the_live_table() -> None:
     )
     assert done.returncode == 2
     assert done.stderr.startswith("cascade-mqtt: error: invalid scope")
+
+
+# ---------------------------------------------------------------------------------------------
+# Where the password comes from (in process; the end-to-end tests are in test_cli_hardening.py)
+
+
+def test_a_password_file_is_read_literally(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cascade.connectors.mqtt._cli.password import PasswordSource, read_password
+
+    monkeypatch.delenv("CASCADE_MQTT_PASSWORD", raising=False)
+    path = tmp_path / "pw"
+    path.write_bytes(b" sp/ce#d?@pw \r\nsecond line\n")
+    assert read_password(file=str(path), prompt=False, username="u") == (PasswordSource.FILE, " sp/ce#d?@pw ")
+    assert read_password(file=None, prompt=False, username="u") == (PasswordSource.URL, None)
+    monkeypatch.setenv("CASCADE_MQTT_PASSWORD", "from-env")
+    assert read_password(file=None, prompt=False, username="u") == (PasswordSource.ENV, "from-env")
+    assert read_password(file=str(path), prompt=False, username="u")[0] is PasswordSource.FILE  # file wins
+
+
+def test_a_password_file_that_is_not_text_leaks_nothing(tmp_path: Path) -> None:
+    from cascade.connectors.mqtt._cli.exitcodes import CliError
+    from cascade.connectors.mqtt._cli.password import read_password
+
+    path = tmp_path / "pw"
+    path.write_bytes(b"s3cret\xff\xfe")
+    with pytest.raises(CliError) as caught:
+        read_password(file=str(path), prompt=False, username="u")
+    assert caught.value.code is ExitCode.USAGE
+    assert "not UTF-8 text" in caught.value.message
+    assert caught.value.__cause__ is None  # a UnicodeDecodeError would hold the bytes
+    assert caught.value.__suppress_context__
+    big = tmp_path / "big"
+    big.write_bytes(b"x" * (64 * 1024 + 1))
+    with pytest.raises(CliError, match="larger than 64 KiB"):
+        read_password(file=str(big), prompt=False, username="u")
+
+
+def test_the_password_file_reaches_the_connector_and_is_redacted(tmp_path: Path) -> None:
+    path = tmp_path / "pw"
+    path.write_text("hunter2-from-file\n")
+    code, out, err = run("--url", "mqtt://alice@127.0.0.1:1", "--password-file", str(path), "status")
+    assert code == 3
+    assert "hunter2" not in out + err

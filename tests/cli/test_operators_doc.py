@@ -23,16 +23,26 @@ import json
 import re
 import shlex
 import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
-from cascade.connectors.mqtt._cli.live import render
-from cascade.connectors.mqtt._cli.watch import WatchState, telemetry_filter
-from cascade.connectors.mqtt._cli.watching import live_title
 from cascade.connectors.mqtt.mosquitto import MosquittoServer
+from cascade.connectors.mqtt.operator import (
+    LinkMonitor,
+    LinkState,
+    LinkView,
+    WatchModel,
+    format_event,
+    live_title,
+    render_live,
+    telemetry_filter,
+)
+from cascade.connectors.protocol import ConnectorStats
 from rich.console import Console
 
 from .conftest import SCRIPT, Probe, WatchProcess, cli_env
@@ -116,8 +126,11 @@ def _steps(body: str) -> list[tuple[str, str]]:
 
 
 @pytest.mark.parametrize("block", SESSIONS, ids=[f"line-{b.line}" for b in SESSIONS])
-def test_session(block: Block, mosquitto_factory: Callable[..., MosquittoServer]) -> None:
+def test_session(block: Block, mosquitto_factory: Callable[..., MosquittoServer], tmp_path: Path) -> None:
     users = dict([block.options["users"].split(":", 1)]) if "users" in block.options else None
+    for spec in block.options.get("files", "").split(",") if "files" in block.options else []:
+        name, content = spec.split(":", 1)  # files the commands read, in their working directory
+        (tmp_path / name).write_text(content + "\n")
     server = mosquitto_factory(users=users)
     address = f"127.0.0.1:{server.port}"
     env = cli_env(CASCADE_MQTT_URL=f"mqtt://{address}")
@@ -138,7 +151,13 @@ def test_session(block: Block, mosquitto_factory: Callable[..., MosquittoServer]
                 argv = shlex.split(command.replace(DOC_ADDRESS, address))
                 assert argv[0] == "cascade-mqtt"
                 done = subprocess.run(
-                    [str(SCRIPT), *argv[1:]], capture_output=True, text=True, env=env, timeout=60, check=False
+                    [str(SCRIPT), *argv[1:]],
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                    cwd=tmp_path,
+                    timeout=60,
+                    check=False,
                 )
                 actual, last_code = done.stdout + done.stderr, done.returncode
                 assert "Traceback" not in done.stderr
@@ -173,13 +192,70 @@ def _watch(
 @pytest.mark.parametrize("block", TABLES, ids=[f"line-{b.line}" for b in TABLES])
 def test_live_table(block: Block) -> None:
     source = next(b for b in SESSIONS if b.line > block.line)
-    state = WatchState()
+    state = WatchModel()
+    state.link = LinkView(LinkState.CONNECTED, 0.0)  # what `watch` reports while its connection is up
     for topic, payload in [*source.retain, *source.publish]:
         state.on_message(topic, payload)
     out = io.StringIO()
     console = Console(file=out, width=int(block.options["width"]), color_system=None, force_terminal=False)
-    console.print(render(state, title=live_title(f"mqtt://{DOC_ADDRESS}", telemetry_filter("etl")), now=0.0))
+    console.print(
+        render_live(state, title=live_title(f"mqtt://{DOC_ADDRESS}", telemetry_filter("etl")), now=0.0)
+    )
     actual = "\n".join(line.rstrip() for line in out.getvalue().splitlines())
     assert actual == block.body.rstrip("\n"), (
         f"line {block.line}: the doc's table is stale; it renders as\n{actual}"
     )
+
+
+PYTHON_EXAMPLE = re.compile(
+    r"<!-- python-example -->\n```python\n(?P<code>.*?)^```\n\nIt prints:\n\n```text\n(?P<output>.*?)^```",
+    re.MULTILINE | re.DOTALL,
+)
+
+
+def test_the_python_example_runs(mosquitto_factory: Callable[..., MosquittoServer], tmp_path: Path) -> None:
+    (match,) = PYTHON_EXAMPLE.finditer(DOC.read_text(encoding="utf-8"))
+    script = tmp_path / "example.py"
+    script.write_text(match["code"])
+    server = mosquitto_factory()
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        env=cli_env(CASCADE_MQTT_URL=server.url),
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert _matches(match["output"], done.stdout), f"--- doc\n{match['output']}--- got\n{done.stdout}"
+
+
+class _Flaky:
+    """A connector whose connection the test turns off and on (only what `LinkMonitor` reads)."""
+
+    def __init__(self) -> None:
+        self.connected = True
+        self.reconnects = 0
+
+    @property
+    def stats(self) -> ConnectorStats:
+        return ConnectorStats(reconnects=self.reconnects)
+
+
+def test_the_connection_lines_are_what_watch_prints() -> None:
+    text = DOC.read_text(encoding="utf-8")
+    section = text.split("### When `watch` loses its own connection", 1)[1]
+    expected = section.split("```text\n", 1)[1].split("```", 1)[0].splitlines()
+    stamps = [datetime.fromisoformat(line.split("  ", 1)[0]).timestamp() for line in expected]
+    connector, now = _Flaky(), [stamps[0] - 60]
+    monitor = LinkMonitor(cast(Any, connector), clock=lambda: now[0])
+    model = WatchModel()
+    lines = []
+    for stamp, up in zip(stamps, (False, True), strict=True):
+        now[0] = stamp
+        connector.connected = up
+        connector.reconnects += up
+        change = monitor.poll()
+        assert change is not None
+        lines.append(format_event(model.on_link(change)))
+    assert lines == expected

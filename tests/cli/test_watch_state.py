@@ -6,8 +6,8 @@ import json
 from typing import Any
 
 import pytest
-from cascade.connectors.mqtt._cli.watch import (
-    WatchState,
+from cascade.connectors.mqtt.operator import (
+    WatchModel,
     describe_constraint,
     format_event,
     format_event_json,
@@ -49,13 +49,13 @@ def task(
     return TaskStateEvent(task_id, name, state, error=error, **kw)
 
 
-def feed(state: WatchState, *messages: tuple[str, dict[str, Any]]) -> None:
+def feed(state: WatchModel, *messages: tuple[str, dict[str, Any]]) -> None:
     for topic, payload in messages:
         state.on_message(topic, payload)
 
 
 def test_counts_the_latest_state_of_each_task_per_run() -> None:
-    state = WatchState()
+    state = WatchModel()
     feed(
         state,
         telemetry(task("t1", TaskState.PENDING)),
@@ -83,7 +83,7 @@ def test_counts_the_latest_state_of_each_task_per_run() -> None:
 
 
 def test_engine_lifecycle_is_tracked() -> None:
-    state = WatchState()
+    state = WatchModel()
     feed(state, telemetry(task("t1", TaskState.RUNNING)))
     run = state.runs[("local", "etl", "r1")]
     assert run.engine == "unknown"
@@ -94,7 +94,7 @@ def test_engine_lifecycle_is_tracked() -> None:
 
 
 def test_recent_failures_keep_their_error_text_and_are_bounded() -> None:
-    state = WatchState(max_failures=3)
+    state = WatchModel(max_failures=3)
     for i in range(5):
         feed(state, telemetry(task(f"t{i}", TaskState.FAILED, name="api_call", error=f"HTTP 50{i}")))
     assert [(f.task_id, f.error, f.task_name, f.run) for f in state.failures] == [
@@ -105,7 +105,7 @@ def test_recent_failures_keep_their_error_text_and_are_bounded() -> None:
 
 
 def test_workers_online_offline_and_cleared() -> None:
-    state = WatchState()
+    state = WatchModel()
     state.on_message(status_topic("w1"), StatusMessage("online", "w1", TS).to_dict())
     state.on_message(status_topic("w2"), StatusMessage("online", "w2", TS).to_dict())
     assert state.online() == ["w1", "w2"]
@@ -126,7 +126,7 @@ def test_workers_online_offline_and_cleared() -> None:
 
 def test_constraints_follow_the_constraint_book() -> None:
     now = [1000.0]
-    state = WatchState(clock=lambda: now[0])
+    state = WatchModel(clock=lambda: now[0])
     pause = Constraint("c1", "global", ConstraintType.PAUSE, {}, expires_at=1060.0)
     event = state.on_message(constraint_topic("global"), pause.to_dict())
     assert event is not None
@@ -187,7 +187,7 @@ def test_constraints_follow_the_constraint_book() -> None:
 def test_malformed_messages_are_skipped_and_counted(
     topic: str, payload: dict[str, Any], problem: str
 ) -> None:
-    state = WatchState()
+    state = WatchModel()
     feed(state, telemetry(task("t0", TaskState.RUNNING)))
     assert state.on_message(topic, payload) is None
     assert state.malformed == 1
@@ -203,7 +203,7 @@ def test_malformed_messages_are_skipped_and_counted(
 
 
 def test_unknown_and_resource_events_are_reported_not_refused() -> None:
-    state = WatchState()
+    state = WatchModel()
     unknown = state.on_message(*telemetry(UnknownEvent("CheckpointEvent", {"n": 1})))
     resource = state.on_message(*telemetry(ResourceEvent("gpu", ResourceAction.ACQUIRE, 2)))
     assert unknown is not None
@@ -217,7 +217,7 @@ def test_unknown_and_resource_events_are_reported_not_refused() -> None:
 
 
 def test_plain_lines() -> None:
-    state = WatchState()
+    state = WatchModel()
 
     def line(message: tuple[str, dict[str, Any]]) -> str:
         event = state.on_message(*message)
@@ -236,7 +236,7 @@ def test_plain_lines() -> None:
 
 
 def test_json_lines_are_one_object_each() -> None:
-    state = WatchState()
+    state = WatchModel()
     event = state.on_message(*telemetry(task("t1", TaskState.FAILED, error="x")))
     assert event is not None
     text = format_event_json(event)
@@ -265,7 +265,7 @@ def test_telemetry_filter_narrows_by_project_and_run() -> None:
 
 
 def test_recent_runs_orders_by_last_event() -> None:
-    state = WatchState()
+    state = WatchModel()
     header_old = TelemetryHeader(ts="2024-05-01T12:00:00.000Z", run_id="old", source="w")
     header_new = TelemetryHeader(ts="2024-05-01T12:00:05.000Z", run_id="new", source="w")
     body = task("t", TaskState.RUNNING)
@@ -282,7 +282,7 @@ def test_describe_constraint() -> None:
 
 
 def test_hidden_sources_are_ignored_not_counted() -> None:
-    state = WatchState(hide_source=lambda source: source.startswith("cli-"))
+    state = WatchModel(hide_source=lambda source: source.startswith("cli-"))
     assert (
         state.on_message(status_topic("cli-host"), StatusMessage("online", "cli-host", TS).to_dict()) is None
     )
@@ -293,7 +293,7 @@ def test_hidden_sources_are_ignored_not_counted() -> None:
 
 
 def test_plain_lines_cannot_carry_terminal_control_characters() -> None:
-    state = WatchState()
+    state = WatchModel()
     nasty = task(
         "t\x1b[2J", TaskState.FAILED, name="x\rforged line\n", error="boom\x1b]0;title\x07 \u009b31m"
     )
@@ -302,4 +302,4 @@ def test_plain_lines_cannot_carry_terminal_control_characters() -> None:
     line = format_event(event)
     assert all(ch >= " " and not ("\x7f" <= ch <= "\x9f") for ch in line)
     assert "forged line" in line
-    assert line.endswith(": boom?]0;title? ?31m")
+    assert line.endswith(": boom\\x1b]0;title\\x07 \\x9b31m")

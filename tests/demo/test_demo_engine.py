@@ -1,4 +1,4 @@
-"""The demo's simulated engine obeys constraints through the `ConstraintBook` (over the fake broker)."""
+"""The demo's engine model (``demo_engine.py``) obeys constraints through a `ConstraintBook`."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from cascade.connectors.protocol import (
 from cascade.connectors.testing import InMemoryBroker, InMemoryConnector, Recorder
 
 SPEED = 40.0  # task durations 10-37.5 ms
+FINAL = (TaskState.COMPLETED, TaskState.FAILED, TaskState.SKIPPED)
 
 
 def test_workflow_is_deterministic_per_seed(demo: Any) -> None:
@@ -107,7 +108,7 @@ async def test_a_pause_part_way_drains_running_tasks_and_starts_none(demo: Any) 
         episode = engine.report.pauses[0]
         assert episode.scope == "global"
         assert episode.still_at >= episode.observed_at
-        assert engine.running == 0
+        assert not engine.running
         assert episode.started_while_paused == 0
         assert all(t <= episode.observed_at for t, _ in engine.report.starts)
         await _clear(broker, "global")
@@ -128,7 +129,7 @@ async def test_a_task_scoped_pause_holds_only_that_task(demo: Any) -> None:
         running = asyncio.create_task(engine.run())
         states = engine.report.states
         upstream = [t.task_id for t in engine.workflow if t.name in ("extract", "transform")]
-        await engine.wait_until(lambda: all(states.get(t) in demo.FINAL for t in upstream))
+        await engine.wait_until(lambda: all(states.get(t) in FINAL for t in upstream))
         assert not engine.paused  # only one task kind is paused, not the engine
         assert all(
             states[t.task_id] in (TaskState.PENDING, TaskState.SKIPPED)
@@ -161,13 +162,13 @@ async def test_every_covering_limit_is_its_own_pool(demo: Any) -> None:
     async with InMemoryConnector(broker) as conn:
         engine = _engine(demo, conn, tasks=24, workers=8)
         running_extracts: list[int] = []
-        original = engine._start
+        original = engine._started
 
         async def spy(spec: Any) -> None:
             await original(spec)
-            running_extracts.append(sum(1 for t in engine._running if t.startswith("extract")))
+            running_extracts.append(sum(1 for t in engine.running if t.startswith("extract")))
 
-        engine._start = spy
+        engine._started = spy
         report = await asyncio.wait_for(engine.run(), 30)
     assert max(running_extracts) == 1
     assert report.max_running <= 3
@@ -202,3 +203,42 @@ async def test_an_expiring_pause_releases_the_engine_by_itself(demo: Any) -> Non
     assert episode.resumed_at is not None  # the expiry ended the episode, with no message
     assert episode.started_while_paused == 0
     assert all(t >= episode.resumed_at for t, _ in report.starts)
+
+
+def test_the_demo_uses_only_public_names() -> None:
+    import ast
+
+    from .conftest import DEMO_PATH, ENGINE_PATH
+
+    for path in DEMO_PATH.parent.glob("demo*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("cascade"):
+                assert not any(part.startswith("_") for part in node.module.split(".")), (path, node.module)
+                assert not any(alias.name.startswith("_") for alias in node.names), (path, node.module)
+    engine_lines = len(ENGINE_PATH.read_text().splitlines())
+    assert engine_lines <= 300, f"the engine model should stay readable ({engine_lines} lines)"
+
+
+def test_admission_pauses_pools_and_rate_limits(demo: Any) -> None:
+    from cascade.connectors.protocol import ConstraintBook
+
+    now = [100.0]
+    book = ConstraintBook()
+    admission = demo_engine_module().Admission(book, "p", clock=lambda: now[0])
+    assert admission.delay("extract", []) == 0.0
+    book.set(Constraint("a", "task:extract", ConstraintType.CONCURRENCY, {"limit": 1}))
+    assert admission.delay("extract", ["load"]) == 0.0
+    assert admission.delay("extract", ["extract"]) is None  # the task:extract pool is full
+    book.set(Constraint("b", "project:p", ConstraintType.RATE_LIMIT, {"rate": "2/s"}))
+    admission.started("load")
+    assert admission.delay("extract", []) == pytest.approx(0.5)  # the project's rate covers every task
+    now[0] += 0.5
+    assert admission.delay("extract", []) == 0.0
+    book.set(Constraint("c", "global", ConstraintType.PAUSE))
+    assert admission.delay("load", []) is None
+
+
+def demo_engine_module() -> Any:
+    import sys
+
+    return sys.modules["demo_engine"]

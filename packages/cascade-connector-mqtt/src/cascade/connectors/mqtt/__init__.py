@@ -2,7 +2,8 @@
 
 See docs/mqtt.md. `MosquittoServer` (module `cascade.connectors.mqtt.mosquitto`) runs a private
 Mosquitto for tests and demos; `FaultProxy` (module `cascade.connectors.mqtt.faults`) cuts or stalls
-connections on purpose.
+connections on purpose. `cascade.connectors.mqtt.operator` is the operator API behind
+``cascade-mqtt`` (pause, limit, resume, list, watch), for any `Connector`.
 """
 
 from ._connector import MqttConnector, MqttSubscription

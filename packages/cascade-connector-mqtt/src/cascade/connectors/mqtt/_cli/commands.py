@@ -1,156 +1,302 @@
-"""What each ``cascade-mqtt`` command does once connected (typed against the `Connector` protocol)."""
+"""The ``cascade-mqtt`` commands, in one table: name, help, description, arguments, and what runs.
+
+Each `CommandSpec` checks its input in `prepare` (before anything touches the network; raises
+`CliError` with `ExitCode.USAGE`) and returns the coroutine that runs the command with a `Context`.
+The parser, the help and the dispatch in `app` are all built from `COMMANDS`.
+"""
 
 from __future__ import annotations
 
-__all__ = [
-    "make_constraint",
-    "describe_command",
-    "send_constraint",
-    "send_resume",
-    "read_constraints",
-    "read_workers",
-    "format_constraints",
-    "format_workers",
-]
+__all__ = ["CommandSpec", "Context", "Runner", "COMMANDS", "SCOPE_HELP"]
 
-import json
+import argparse
+import asyncio
 import time
-import uuid
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, TextIO
 
-from cascade.connectors.protocol import (
-    CONSTRAINTS_FILTER,
-    STATUS_FILTER,
-    Connector,
-    ConnectorError,
-    Constraint,
-    ConstraintBook,
-    ConstraintType,
-    StatusMessage,
-    constraint_topic,
-    source_from_status_topic,
+from cascade.connectors.protocol import ConnectorError, ConstraintType
+
+from ..operator import (
+    ResumeOutcome,
+    WatchModel,
+    describe_command,
+    format_constraints,
+    format_workers,
+    is_operator_source,
+    new_constraint,
+    read_constraints,
+    read_workers,
+    resume,
+    rich_available,
+    safe_text,
+    send_constraint,
+    telemetry_filter,
 )
+from .exitcodes import CliError, ExitCode
+from .session import ConnectorFactory, Session, acked, bounded
+from .validate import check_concurrency, check_name, check_rate, check_scope, check_ttl
+from .watching import choose_watch_mode, run_watch
 
-from .session import publish_acked
-from .text import describe_params, format_table, time_left
-from .watch import describe_constraint
-
-
-def make_constraint(
-    scope: str,
-    ctype: ConstraintType,
-    params: dict[str, Any] | None = None,
-    ttl: float | None = None,
-    *,
-    clock: Callable[[], float] = time.time,
-) -> Constraint:
-    """A new constraint with a fresh id; `ttl` in seconds (None: until resumed)."""
-    expires_at = clock() + ttl if ttl is not None else None
-    return Constraint(uuid.uuid4().hex, scope, ctype, dict(params or {}), expires_at)
+PROG = "cascade-mqtt"
+SCOPE_HELP = "'global', 'task:NAME' or 'project:NAME'"
 
 
-def describe_command(constraint: Constraint) -> str:
-    """The one line a successful pause/limit prints, e.g. ``paused global (expires in 1m 00s)``."""
-    if constraint.type is ConstraintType.PAUSE:
-        what = f"paused {constraint.scope}"
-    elif constraint.type is ConstraintType.CONCURRENCY:
-        what = f"limited {constraint.scope} to {constraint.params['limit']} running tasks"
+@dataclass(slots=True)
+class Context:
+    """What every command needs: the connector factory, the masked URL, the timeout, the streams."""
+
+    factory: ConnectorFactory
+    url: str
+    timeout: float
+    out: TextIO
+    err: TextIO
+    stop: asyncio.Event
+
+    def session(self) -> Session:
+        return Session(self.factory, self.url, self.timeout)
+
+    def print(self, text: str) -> None:
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    def warn(self, text: str) -> None:
+        self.err.write(f"{PROG}: {text}\n")
+        self.err.flush()
+
+
+Runner = Callable[[Context], Coroutine[Any, Any, ExitCode]]
+
+
+@dataclass(frozen=True, slots=True)
+class CommandSpec:
+    """One command: `help` is its line in ``cascade-mqtt --help``, `description` its own ``--help``."""
+
+    name: str
+    help: str
+    description: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    prepare: Callable[[argparse.Namespace], Runner]
+    long_running: bool = False
+    """``watch``: runs until Ctrl-C or SIGTERM, which end it with exit code 0."""
+
+
+# ---------------------------------------------------------------------------------------------
+# pause, limit
+
+
+def _configure_pause(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("scope", metavar="SCOPE", help=SCOPE_HELP)
+    parser.add_argument("--ttl", metavar="SECONDS", help="expire after this many seconds (default: never)")
+
+
+def _configure_limit(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("scope", metavar="SCOPE", help=SCOPE_HELP)
+    cap = parser.add_mutually_exclusive_group(required=True)
+    cap.add_argument("--concurrency", metavar="N", help="at most N tasks of SCOPE running at once")
+    cap.add_argument("--rate", metavar="N/s|N/m|N/h", help="at most N task starts per second/minute/hour")
+    parser.add_argument("--ttl", metavar="SECONDS", help="expire after this many seconds (default: never)")
+
+
+def _prepare_constraint(args: argparse.Namespace) -> Runner:
+    scope = check_scope(args.scope)
+    ttl = check_ttl(args.ttl) if args.ttl is not None else None
+    params: dict[str, Any]
+    if args.command == "pause":
+        ctype, params = ConstraintType.PAUSE, {}
+    elif args.concurrency is not None:
+        ctype, params = ConstraintType.CONCURRENCY, {"limit": check_concurrency(args.concurrency)}
     else:
-        what = f"limited {constraint.scope} to {constraint.params['rate']} task starts"
-    if constraint.expires_at is None:
-        return f"{what} (until resumed)"
-    return f"{what} (expires in {time_left(constraint.expires_at, time.time())})"
+        ctype, params = ConstraintType.RATE_LIMIT, {"rate": check_rate(args.rate)}
+
+    async def run(ctx: Context) -> ExitCode:
+        constraint = new_constraint(scope, ctype, params, ttl)
+        async with ctx.session() as connector:
+            await acked(send_constraint(connector, constraint), within=ctx.timeout, url=ctx.url)
+        ctx.print(describe_command(constraint))
+        return ExitCode.OK
+
+    return run
 
 
-async def send_constraint(
-    connector: Connector, constraint: Constraint, *, ack_timeout: float, url: str
-) -> None:
-    """Publish `constraint` retained at qos 1 on its scope's topic; returns once acknowledged."""
-    topic = constraint_topic(constraint.scope)
-    await publish_acked(connector, topic, constraint.to_dict(), ack_timeout=ack_timeout, url=url)
+# ---------------------------------------------------------------------------------------------
+# resume
 
 
-async def send_resume(connector: Connector, scope: str, *, ack_timeout: float, url: str) -> None:
-    """Clear `scope`'s retained constraint (the empty payload) at qos 1; returns once acknowledged."""
-    await publish_acked(connector, constraint_topic(scope), {}, ack_timeout=ack_timeout, url=url)
+_KIND = {
+    ConstraintType.PAUSE: "pause",
+    ConstraintType.CONCURRENCY: "concurrency limit",
+    ConstraintType.RATE_LIMIT: "rate limit",
+}
 
 
-async def read_constraints(connector: Connector) -> tuple[ConstraintBook, list[str]]:
-    """The retained constraints (a `ConstraintBook`) and the problems of those that did not decode."""
-    book = ConstraintBook()
-    problems: list[str] = []
-
-    async def on_message(topic: str, payload: dict[str, Any]) -> None:
-        try:
-            book.apply(topic, payload)
-        except ConnectorError as exc:
-            problems.append(f"{topic}: {exc}")
-
-    handle = await connector.subscribe(CONSTRAINTS_FILTER, on_message)
-    await handle.unsubscribe()
-    return book, problems
+def _configure_resume(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("scope", metavar="SCOPE", help=SCOPE_HELP)
 
 
-async def read_workers(
-    connector: Connector, *, hide: Callable[[str], bool] = lambda source: False
-) -> tuple[list[StatusMessage], list[str]]:
-    """The retained presence of every worker (sorted by source) and the problems of those that did not decode.
+def _prepare_resume(args: argparse.Namespace) -> Runner:
+    scope = check_scope(args.scope)
 
-    Sources for which `hide` is true are left out (the CLI's own connections).
-    """
-    workers: dict[str, StatusMessage] = {}
-    problems: list[str] = []
+    async def run(ctx: Context) -> ExitCode:
+        async with ctx.session() as connector:
+            done = await acked(resume(connector, scope), within=ctx.timeout, url=ctx.url)
+        if done.outcome is ResumeOutcome.CLEARED:
+            assert done.constraint is not None
+            ctx.print(f"resumed {scope} (its {_KIND[done.constraint.type]} is cleared)")
+            return ExitCode.OK
+        if done.outcome is ResumeOutcome.UNREADABLE:
+            ctx.print(f"resumed {scope} (cleared a retained message that was not a valid constraint)")
+            return ExitCode.OK
+        if done.outcome is ResumeOutcome.EXPIRED:
+            ctx.warn(f"nothing to resume: the constraint on {scope} had already expired (cleared it)")
+        else:
+            ctx.warn(f"nothing to resume: no constraint on {scope}")
+        return ExitCode.NOTHING_TO_RESUME
 
-    async def on_message(topic: str, payload: dict[str, Any]) -> None:
-        try:
-            source = source_from_status_topic(topic)
-            if not payload:
-                workers.pop(source, None)
-                return
-            workers[source] = StatusMessage.from_dict(payload)
-        except ConnectorError as exc:
-            problems.append(f"{topic}: {exc}")
-
-    handle = await connector.subscribe(STATUS_FILTER, on_message)
-    await handle.unsubscribe()
-    found = [workers[s] for s in sorted(workers) if not hide(s)]
-    return found, problems
+    return run
 
 
-def format_constraints(book: ConstraintBook, *, as_json: bool, now: float) -> str:
-    """The ``constraints`` output: a table (or JSON list) of scope, type, params and time left."""
-    active = book.active()
-    if as_json:
-        items = [
-            {
-                **c.to_dict(),
-                "expires_in": None if c.expires_at is None else max(0.0, round(c.expires_at - now, 3)),
-            }
-            for c in active
-        ]
-        return json.dumps(items, indent=2)
-    if not active:
-        return "no constraints in force"
-    rows = [
-        [
-            c.scope,
-            describe_constraint(c.type.value, c.params),
-            describe_params(c.params),
-            time_left(c.expires_at, now),
-        ]
-        for c in active
-    ]
-    return format_table(["SCOPE", "CONSTRAINT", "PARAMS", "EXPIRES IN"], rows)
+# ---------------------------------------------------------------------------------------------
+# constraints, status
 
 
-def format_workers(workers: list[StatusMessage], *, as_json: bool) -> str:
-    """The ``status`` output: a table (or JSON list) of workers, their presence and since when."""
-    if as_json:
-        return json.dumps([w.to_dict() for w in workers], indent=2)
-    if not workers:
-        return "no workers have announced their presence"
-    rows = [[w.source, w.status, w.ts] for w in workers]
-    online = sum(1 for w in workers if w.status == "online")
-    table = format_table(["SOURCE", "STATUS", "SINCE"], rows)
-    return f"{table}\n{online} online, {len(workers) - online} offline"
+def _configure_constraints(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print a JSON list")
+
+
+def _prepare_constraints(args: argparse.Namespace) -> Runner:
+    as_json: bool = args.json
+
+    async def run(ctx: Context) -> ExitCode:
+        async with ctx.session() as connector:
+            listing = await bounded(read_constraints(connector), within=ctx.timeout, url=ctx.url)
+        _warn_skipped(ctx, listing.skipped, "constraint")
+        ctx.print(format_constraints(listing.book, as_json=as_json, now=time.time()))
+        return ExitCode.OK
+
+    return run
+
+
+def _configure_status(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print a JSON list")
+    parser.add_argument("--all", action="store_true", help="also list cascade-mqtt's own connections")
+
+
+def _prepare_status(args: argparse.Namespace) -> Runner:
+    as_json: bool = args.json
+    hide = None if args.all else is_operator_source
+
+    async def run(ctx: Context) -> ExitCode:
+        async with ctx.session() as connector:
+            listing = await bounded(read_workers(connector, hide=hide), within=ctx.timeout, url=ctx.url)
+        _warn_skipped(ctx, listing.skipped, "presence")
+        ctx.print(format_workers(listing.workers, as_json=as_json))
+        return ExitCode.OK
+
+    return run
+
+
+def _warn_skipped(ctx: Context, skipped: list[str], what: str) -> None:
+    if skipped:
+        ctx.warn(
+            f"warning: skipped {len(skipped)} retained {what} message(s) that do not decode "
+            f"(first: {safe_text(skipped[0])})"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# watch
+
+
+def _configure_watch(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--project", help="only runs of this project")
+    parser.add_argument("--run", help="only this run id")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--plain", action="store_true", help="one line per event, even on a terminal")
+    output.add_argument("--json", action="store_true", help="one JSON object per event and line")
+
+
+def _prepare_watch(args: argparse.Namespace) -> Runner:
+    project = check_name(args.project, "project") if args.project is not None else None
+    run_id = check_name(args.run, "run") if args.run is not None else None
+    topic_filter = telemetry_filter(project, run_id)
+    plain: bool = args.plain
+    as_json: bool = args.json
+
+    async def run(ctx: Context) -> ExitCode:
+        mode = choose_watch_mode(
+            plain=plain, as_json=as_json, terminal=ctx.out.isatty(), rich=rich_available()
+        )
+        if mode == "plain" and not plain and ctx.out.isatty():
+            ctx.warn("install cascade-connector-mqtt[cli] for the live table")
+        async with ctx.session() as connector:
+            try:
+                await run_watch(
+                    connector,
+                    telemetry_filter=topic_filter,
+                    mode=mode,
+                    stop=ctx.stop,
+                    out=ctx.out,
+                    err=ctx.err,
+                    url=ctx.url,
+                    model=WatchModel(hide_source=is_operator_source),
+                )
+            except ConnectorError as exc:
+                raise CliError(ExitCode.BROKER, f"the broker at {ctx.url} refused: {exc}") from exc
+        return ExitCode.OK
+
+    return run
+
+
+COMMANDS: tuple[CommandSpec, ...] = (
+    CommandSpec(
+        "watch",
+        "live view of runs, failures, constraints and workers",
+        "Follow the telemetry of every run (or of one project or run), the workers' presence, the "
+        "constraints in force and this watcher's own connection, until Ctrl-C (exit code 0). On a "
+        "terminal with rich installed: a live table; otherwise one line per event.",
+        _configure_watch,
+        _prepare_watch,
+        long_running=True,
+    ),
+    CommandSpec(
+        "pause",
+        "stop tasks in SCOPE from starting",
+        "Stop tasks in SCOPE from starting (running tasks finish), until `resume` or the TTL. "
+        "Returns once the broker acknowledged the retained constraint.",
+        _configure_pause,
+        _prepare_constraint,
+    ),
+    CommandSpec(
+        "resume",
+        "clear the constraint on SCOPE",
+        "Clear the constraint on SCOPE, whatever it is (pause, concurrency or rate). Exit code 7, "
+        "and nothing is sent, when no constraint was in force on SCOPE.",
+        _configure_resume,
+        _prepare_resume,
+    ),
+    CommandSpec(
+        "limit",
+        "cap concurrency or start rate in SCOPE",
+        "Cap how many tasks of SCOPE run at once (--concurrency) or start per second, minute or "
+        "hour (--rate), until `resume` or the TTL. Replaces the scope's earlier constraint.",
+        _configure_limit,
+        _prepare_constraint,
+    ),
+    CommandSpec(
+        "constraints",
+        "list the constraints in force (retained on the broker)",
+        "List the constraints retained on the broker that have not expired: scope, what they do, "
+        "their parameters and the time left.",
+        _configure_constraints,
+        _prepare_constraints,
+    ),
+    CommandSpec(
+        "status",
+        "list the workers and whether they are online",
+        "List the workers that announced their presence, whether they are online, and since when.",
+        _configure_status,
+        _prepare_status,
+    ),
+)

@@ -24,6 +24,8 @@ class ExitCode(IntEnum):
     """The TLS handshake or certificate verification failed."""
     BROKER = 6
     """The broker refused the connection for another reason, or refused a command or a subscription."""
+    NOTHING_TO_RESUME = 7
+    """``resume``: no constraint was in force on the scope (nothing changed for the engines)."""
     INTERRUPTED = 130
     """Ctrl-C during a command other than ``watch`` (``watch`` exits 0 on Ctrl-C)."""
 

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-__all__ = ["Session", "ConnectorFactory", "publish_acked", "reason_code"]
+__all__ = ["Session", "ConnectorFactory", "acked", "bounded", "reason_code", "command_line_hint"]
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any
+from typing import TypeVar
 
 from cascade.connectors.protocol import ConnectionFailedError, Connector, ConnectorError
 
 from .exitcodes import CliError, ExitCode
 
 ConnectorFactory = Callable[[], Connector]
+
+T = TypeVar("T")
 
 _log = logging.getLogger("cascade.connectors.mqtt.cli")
 
@@ -25,6 +27,19 @@ _REASONS: dict[str, tuple[ExitCode, str]] = {
     "tls": (ExitCode.TLS, "TLS failed: {detail} (for a private CA add ?ca_file=PATH to the URL)"),
     "refused": (ExitCode.BROKER, "the broker refused the connection: {detail}"),
 }
+
+# The connector's hints speak its API ("set tls"); on the command line the URL's scheme says it.
+_HINTS = {
+    "(is it a TLS port? set tls)": "(is it a TLS port? use mqtts://)",
+    "(is it a plain, non-TLS port?)": "(is it a plain, non-TLS port? use mqtt://)",
+}
+
+
+def command_line_hint(detail: str) -> str:
+    """`detail` (a connector's error text) with its hints in command-line terms."""
+    for api, cli in _HINTS.items():
+        detail = detail.replace(api, cli)
+    return detail
 
 
 def reason_code(reason: str) -> ExitCode:
@@ -60,7 +75,7 @@ class Session:
         except ConnectionFailedError as exc:
             await self._close()
             code, text = _REASONS.get(exc.reason, (ExitCode.BROKER, "connecting failed: {detail}"))
-            raise CliError(code, text.format(detail=exc.detail)) from exc
+            raise CliError(code, text.format(detail=command_line_hint(exc.detail))) from exc
         except ConnectorError as exc:
             await self._close()
             raise CliError(ExitCode.BROKER, f"connecting to {self._url} failed: {exc}") from exc
@@ -88,21 +103,33 @@ class Session:
             _log.warning("disconnecting from %s failed: %s", self._url, exc)
 
 
-async def publish_acked(
-    connector: Connector, topic: str, payload: Mapping[str, Any], *, ack_timeout: float, url: str
-) -> None:
-    """Publish retained at qos 1 and return once the broker acknowledged (within `timeout` s).
+async def acked(operation: Awaitable[T], *, within: float, url: str) -> T:
+    """Await a command that publishes at QoS 1, within `within` seconds.
 
-    Raises `CliError` (`ExitCode.UNREACHABLE` when no acknowledgement came in time).
+    Raises `CliError`: `ExitCode.UNREACHABLE` when no acknowledgement came in time, `BROKER` when the
+    connector refused.
     """
     try:
-        async with asyncio.timeout(ack_timeout):
-            await connector.publish(topic, payload, qos=1, retain=True)
+        async with asyncio.timeout(within):
+            return await operation
     except TimeoutError as exc:
         raise CliError(
             ExitCode.UNREACHABLE,
-            f"the broker at {url} did not acknowledge within {ack_timeout:g} s "
+            f"the broker at {url} did not acknowledge within {within:g} s "
             "(the command may not have been applied)",
         ) from exc
     except ConnectorError as exc:
         raise CliError(ExitCode.BROKER, f"publishing to {url} failed: {exc}") from exc
+
+
+async def bounded(operation: Awaitable[T], *, within: float, url: str) -> T:
+    """Await a read (subscriptions) within `within` seconds; failures become `CliError`s."""
+    try:
+        async with asyncio.timeout(within):
+            return await operation
+    except TimeoutError as exc:
+        raise CliError(
+            ExitCode.UNREACHABLE, f"the broker at {url} did not answer within {within:g} s"
+        ) from exc
+    except ConnectorError as exc:
+        raise CliError(ExitCode.BROKER, f"the broker at {url} refused: {exc}") from exc

@@ -16,6 +16,7 @@ __all__ = [
     "check_timeout",
     "check_name",
     "url_password",
+    "url_username",
     "display_url",
 ]
 
@@ -120,6 +121,15 @@ def url_password(url: str) -> str | None:
                 return userinfo.split(":", 1)[1] or None
         return None
     return parts.password or None
+
+
+def url_username(url: str) -> str | None:
+    """The user name in `url`, if any."""
+    parts = _split(url)
+    if parts is None:
+        netloc = url.split("://", 1)[-1].split("/", 1)[0]
+        return netloc.rsplit("@", 1)[0].split(":", 1)[0] or None if "@" in netloc else None
+    return parts.username or None
 
 
 def display_url(url: str) -> str:

@@ -1,11 +1,11 @@
 """The model behind ``cascade-mqtt watch``: what the operator sees, fed one message at a time.
 
-`WatchState` consumes telemetry (`TELEMETRY_FILTER`), presence (`STATUS_FILTER`) and constraint
+`WatchModel` consumes telemetry (`TELEMETRY_FILTER`), presence (`STATUS_FILTER`) and constraint
 (`CONSTRAINTS_FILTER`) messages, decodes them with `TelemetryMessage.from_dict` /
 `StatusMessage.from_dict` / `ConstraintBook.apply`, and keeps: every run with its tasks' current states
 and engine lifecycle, the most recent failures with their error text, the workers with their presence,
 and the constraints in force. A message that does not decode is skipped and counted in
-`WatchState.malformed`. Each accepted message also yields a `WatchEvent`, which the plain and JSON
+`WatchModel.malformed`. Each accepted message also yields a `WatchEvent`, which the plain and JSON
 outputs print as one line.
 
 Pure synchronous state: no I/O; the only clock is the `ConstraintBook`'s (for expiry).
@@ -14,7 +14,7 @@ Pure synchronous state: no I/O; the only clock is the `ConstraintBook`'s (for ex
 from __future__ import annotations
 
 __all__ = [
-    "WatchState",
+    "WatchModel",
     "WatchEvent",
     "RunView",
     "FailureView",
@@ -23,6 +23,7 @@ __all__ = [
     "telemetry_filter",
     "format_event",
     "describe_constraint",
+    "describe_link_change",
     "format_event_json",
 ]
 
@@ -52,9 +53,10 @@ from cascade.connectors.protocol import (
     topic_matches,
 )
 
-from .text import printable
+from ._link import LinkChange, LinkState, LinkView
+from ._text import format_seconds, safe_json, safe_text
 
-EventKind = Literal["task", "engine", "resource", "unknown", "worker", "constraint"]
+EventKind = Literal["task", "engine", "resource", "unknown", "worker", "constraint", "connection"]
 EngineState = Literal["running", "stopped", "unknown"]
 
 TASK_STATES: tuple[TaskState, ...] = tuple(TaskState)
@@ -80,6 +82,9 @@ class RunView:
     stopped_at: str | None = None
     last_ts: str = ""
     events: int = 0
+    through_outage: bool = False
+    """The watcher lost its connection while this run's engine was running: events sent during
+    the gap were missed, so the counts may lag until its tasks report again."""
 
     @property
     def name(self) -> str:
@@ -126,7 +131,7 @@ class WatchEvent:
         return {"kind": self.kind, "ts": self.ts, **self.fields}
 
 
-class WatchState:
+class WatchModel:
     """Runs, recent failures and workers, built from telemetry and presence messages.
 
     `max_failures` bounds the failures kept (the most recent win); `clock` (Unix seconds) decides
@@ -153,6 +158,8 @@ class WatchState:
         """Messages skipped because they did not decode."""
         self.last_problem = ""
         """Why the last malformed message was skipped."""
+        self.link: LinkView | None = None
+        """The watcher's own connection as last reported to `on_link` (None: never reported)."""
 
     # -- feeding -------------------------------------------------------------------------------------
 
@@ -256,6 +263,25 @@ class WatchState:
         }
         return WatchEvent("constraint", ts, fields)
 
+    def on_link(self, change: LinkChange) -> WatchEvent:
+        """Record a change of the watcher's own connection (from `LinkMonitor.poll`).
+
+        A loss marks every run whose engine has not stopped as `RunView.through_outage`.
+        """
+        view = self.link = change.view
+        if view.state is LinkState.RECONNECTING or view.reconnects:
+            for run in self.runs.values():
+                if run.engine != "stopped":
+                    run.through_outage = True
+        fields: dict[str, Any] = {
+            "status": view.state.value,
+            "reconnects": view.reconnects,
+            "gap_s": None if change.gap_seconds is None else round(change.gap_seconds, 3),
+            "outage_s": round(view.outage_seconds, 3),
+            "dropped_inbound": view.dropped_inbound,
+        }
+        return WatchEvent("connection", _iso(view.since), fields)
+
     def _skip(self, topic: str, exc: ConnectorError) -> None:
         self.malformed += 1
         self.last_problem = f"{topic}: {exc}"
@@ -281,14 +307,17 @@ class WatchState:
 def format_event(event: WatchEvent) -> str:
     """One human-readable line for ``watch --plain``.
 
-    Text from the wire is made safe for a terminal: control characters (escape sequences, line
-    breaks) become spaces or ``?``, so a message cannot forge lines or drive the terminal.
+    Text from the wire is made safe for a terminal (`safe_text`): control, bidi and zero-width
+    characters and lone surrogates are shown escaped, so a message cannot forge lines, reorder text or
+    drive the terminal, and every terminal encoding can write the line.
     """
-    return printable(_format_event(event))
+    return safe_text(_format_event(event))
 
 
 def _format_event(event: WatchEvent) -> str:
     f = event.fields
+    if event.kind == "connection":
+        return f"{event.ts}  {describe_link_change(f)}"
     if event.kind == "worker":
         return f"{event.ts}  worker {f['source']} {f['status']}"
     if event.kind == "constraint":
@@ -321,9 +350,25 @@ def describe_constraint(ctype: str, params: Mapping[str, Any]) -> str:
     return ctype
 
 
-def format_event_json(event: WatchEvent) -> str:
-    """One JSON object (compact, one line) for ``watch --json``."""
-    return json.dumps(event.to_dict(), ensure_ascii=False, separators=(",", ":"))
+def describe_link_change(fields: Mapping[str, Any]) -> str:
+    """The line for a ``connection`` event (see `WatchModel.on_link`)."""
+    if fields["status"] == LinkState.RECONNECTING.value:
+        return "connection to the broker lost; reconnecting (telemetry sent meanwhile is missed)"
+    gap = fields["gap_s"]
+    after = f" after {format_seconds(gap)}" if gap is not None else ""
+    return (
+        f"connection to the broker restored{after} (reconnect {fields['reconnects']}): telemetry sent "
+        "during the gap was missed; presence and constraints are read again"
+    )
+
+
+def format_event_json(event: WatchEvent, *, ascii_only: bool = False) -> str:
+    """One JSON object (compact, one line) for ``watch --json``; text no terminal may see is written
+    as JSON escapes (`safe_json`), and every non-ASCII character too with `ascii_only`.
+    """
+    if ascii_only:
+        return json.dumps(event.to_dict(), separators=(",", ":"))
+    return safe_json(event.to_dict(), separators=(",", ":"))
 
 
 def _iso(unix: float) -> str:

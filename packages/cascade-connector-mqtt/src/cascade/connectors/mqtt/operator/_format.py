@@ -1,0 +1,53 @@
+"""The listings operators read: constraints in force and workers, as tables or JSON."""
+
+from __future__ import annotations
+
+__all__ = ["format_constraints", "format_workers"]
+
+import json
+
+from cascade.connectors.protocol import ConstraintBook, StatusMessage
+
+from ._model import describe_constraint
+from ._text import describe_params, format_table, time_left
+
+
+def format_constraints(book: ConstraintBook, *, as_json: bool, now: float) -> str:
+    """A table (or JSON list) of the constraints in force: scope, type, params and time left.
+
+    JSON adds ``expires_in`` (seconds from `now`, Unix seconds; null without expiry).
+    """
+    active = book.active()
+    if as_json:
+        items = [
+            {
+                **c.to_dict(),
+                "expires_in": None if c.expires_at is None else max(0.0, round(c.expires_at - now, 3)),
+            }
+            for c in active
+        ]
+        return json.dumps(items, indent=2)
+    if not active:
+        return "no constraints in force"
+    rows = [
+        [
+            c.scope,
+            describe_constraint(c.type.value, c.params),
+            describe_params(c.params),
+            time_left(c.expires_at, now),
+        ]
+        for c in active
+    ]
+    return format_table(["SCOPE", "CONSTRAINT", "PARAMS", "EXPIRES IN"], rows)
+
+
+def format_workers(workers: list[StatusMessage], *, as_json: bool) -> str:
+    """A table (or JSON list) of workers, their presence and since when."""
+    if as_json:
+        return json.dumps([w.to_dict() for w in workers], indent=2)
+    if not workers:
+        return "no workers have announced their presence"
+    rows = [[w.source, w.status, w.ts] for w in workers]
+    online = sum(1 for w in workers if w.status == "online")
+    table = format_table(["SOURCE", "STATUS", "SINCE"], rows)
+    return f"{table}\n{online} online, {len(workers) - online} offline"
