@@ -96,3 +96,19 @@ def test_argv_bytes_that_are_not_utf8_are_refused_as_a_lone_surrogate(listener: 
     done = run(["pause", b"task:\xff"], f"mqtt://{host}:{port}")
     stderr = assert_refused_offline(done, listener)
     assert "U+DCFF (a lone surrogate" in stderr
+
+
+@pytest.mark.parametrize("name", ["a\tb", "a\nb", "a\ufffe"], ids=["tab", "newline", "noncharacter"])
+def test_a_watch_project_the_broker_would_refuse_fails_fast_with_exit_code_2(
+    listener: socket.socket, name: str
+) -> None:
+    """`watch --project` names one topic level: the shared grammar refuses it before any connection."""
+    host, port = listener.getsockname()
+    done = run(["watch", "--plain", "--project", name], f"mqtt://{host}:{port}")
+    stderr = done.stderr.decode("utf-8")
+    assert done.returncode == 2, stderr
+    assert stderr.count("\n") == 1, stderr
+    assert stderr.startswith("cascade-mqtt: error: invalid project")
+    assert stderr.isascii()
+    with pytest.raises(BlockingIOError):
+        listener.accept()

@@ -23,7 +23,7 @@ __all__ = [
 import math
 from urllib.parse import SplitResult, urlsplit
 
-from cascade.connectors.protocol import SchemaError, TopicError, parse_rate, validate_scope
+from cascade.connectors.protocol import SchemaError, TopicError, parse_rate, validate_scope, validate_topic
 
 from .exitcodes import CliError, ExitCode
 
@@ -97,6 +97,10 @@ def check_name(value: str, what: str) -> str:
     for ch in _FORBIDDEN_IN_NAME:
         if ch in value:
             raise CliError(ExitCode.USAGE, f"invalid {what} {_short(value)!r}: must not contain {ch!r}")
+    try:
+        validate_topic(value)  # the shared grammar: control characters, non-characters, surrogates
+    except TopicError as exc:
+        raise CliError(ExitCode.USAGE, f"invalid {what}: {exc.problem}") from exc
     return value
 
 
