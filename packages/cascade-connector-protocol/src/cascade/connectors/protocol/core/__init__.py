@@ -16,7 +16,7 @@ keep the promises of docs/contract.md the same way by construction:
 from .backoff import Backoff
 from .delivery import Delivery, Target, check_callback, invoke
 from .guard import ContextGuard, ReentryError
-from .outbound import OutboundBuffer, Outgoing
+from .outbound import OutboundBuffer, Outgoing, unsent_at_disconnect
 from .presence import Presence, default_source, host_segment
 from .settings import check_delay_range, check_int, check_seconds
 from .state import ConnectorState, IllegalTransitionError, StateMachine
@@ -42,4 +42,5 @@ __all__ = [
     "default_source",
     "host_segment",
     "invoke",
+    "unsent_at_disconnect",
 ]

@@ -8,7 +8,7 @@ overflow episode (an episode ends at `new_episode`, which connectors call on eac
 
 from __future__ import annotations
 
-__all__ = ["OutboundBuffer", "Outgoing"]
+__all__ = ["OutboundBuffer", "Outgoing", "unsent_at_disconnect"]
 
 import logging
 from collections import deque
@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from typing import Generic, NamedTuple, TypeVar
 
 from ..connector import ConnectorStats
+from ..errors import NotConnectedError
 from .settings import check_int
 
 A = TypeVar("A")
@@ -36,6 +37,11 @@ class Outgoing(NamedTuple, Generic[A]):
     def qos(self) -> int:
         """0 or 1."""
         return 0 if self.ack is None else 1
+
+
+def unsent_at_disconnect() -> NotConnectedError:
+    """The error a ``qos=1`` publish still waiting at `disconnect()` raises, in every connector."""
+    return NotConnectedError("publish", "disconnect() ran before the backend acknowledged this qos=1 publish")
 
 
 class OutboundBuffer(Generic[A]):
