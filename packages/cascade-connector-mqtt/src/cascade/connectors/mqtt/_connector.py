@@ -114,6 +114,7 @@ class MqttConnector(Lifecycle):
         self._lock: asyncio.Lock | None = None
         self._guard = ContextGuard("MqttConnector")
         self._topics = TopicCache()
+        self._known_topics = self._topics.known  # the hot path's membership test
         self._session: Session | None = None
         self._out = self._new_session().outbound  # replaced at each connect()
 
@@ -223,7 +224,7 @@ class MqttConnector(Lifecycle):
         state = self._machine.state
         if state is not _CONNECTED and state is not _RECONNECTING:
             raise NotConnectedError("publish")
-        if topic not in self._topics.known:
+        if topic not in self._known_topics:
             self._topics.add(topic)
         data = encode_payload(payload)
         if len(data) > _MAX_PAYLOAD:

@@ -34,7 +34,7 @@ class MqttSettings:
     hostname: str = "localhost"
     port: int = 1883
     username: str | None = None
-    password: str | None = field(default=None, compare=False)
+    password: str | None = None
     client_id: str = ""
     tls: ssl.SSLContext | None = None
     keepalive: int = 60

@@ -101,6 +101,7 @@ class InMemoryConnector:
         self._sender: asyncio.Task[None] | None = None
         self._reconnector: asyncio.Task[None] | None = None
         self._topics = TopicCache()
+        self._known_topics = self._topics.known  # the hot path's membership test
         self._broker._members.add(self)
 
     def __repr__(self) -> str:
@@ -320,7 +321,7 @@ class InMemoryConnector:
         state = self._machine.state
         if state is not _CONNECTED and state is not _RECONNECTING:
             raise NotConnectedError("publish")
-        if topic not in self._topics.known:
+        if topic not in self._known_topics:
             self._topics.add(topic)
         if qos != 0 and qos != 1:
             raise ValueError(f"qos must be 0 or 1, not {qos!r}")
@@ -369,12 +370,14 @@ class InMemoryConnector:
                 broker._poke()
                 await waiter
                 continue
-            popleft = out.popleft
-            for _ in range(min(len(out), _SEND_BATCH)):
+            queue = out.queue
+            popleft = queue.popleft  # the deque's own: no call per message beyond it
+            for _ in range(min(len(queue), _SEND_BATCH)):
                 topic, raw, retain, future = popleft()
                 if future is None:
                     route(topic, raw, 0, retain, source)
                 else:
+                    out.qos1_queued -= 1
                     route(topic, raw, 1, retain, source)
                     if not future.done():
                         future.set_result(None)
