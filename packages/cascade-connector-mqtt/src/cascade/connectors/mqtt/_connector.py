@@ -143,9 +143,6 @@ class MqttConnector(Lifecycle):
             raise InvalidUrlError(redact_url(url), str(exc)) from exc
         return cls.from_settings(settings)
 
-    def _new_session(self) -> Session:
-        return Session(self._settings, self._stats, _log, reason_text)
-
     # ------------------------------------------------------------------ public properties
 
     @property

@@ -39,7 +39,7 @@ class Lifecycle:
     _out: Outbound
 
     def _new_session(self) -> Session:
-        raise NotImplementedError
+        return Session(self._settings, self._stats, _log, reason_text)
 
     def _link_settings(self) -> LinkSettings:
         s = self._settings
@@ -295,7 +295,7 @@ class Lifecycle:
                 session.delivery.malformed(topic, exc)
             return
         session.malformed.reset()
-        await session.delivery.run(topic, payload, data, targets)
+        await session.delivery.deliver(topic, payload, targets, data)
 
     def _adopt(self, session: Session, link: Link) -> asyncio.Future[None]:
         """A new connection: presence, the sync topic, every live subscription, then the queue."""
