@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from cascade.connectors.mqtt import MqttConnector
+from cascade.connectors.mqtt.mosquitto import MosquittoServer
 from cascade.connectors.protocol.core import ConnectorState
-from cascade.connectors.testing import Recorder
+from cascade.connectors.testing import Recorder, eventually
 
 pytestmark = pytest.mark.mosquitto
 
@@ -43,12 +45,21 @@ async def test_plain_functions_partials_and_coroutines_all_receive(
 
 
 @pytest.mark.asyncio
-async def test_the_state_follows_the_lifecycle(make: Callable[..., MqttConnector]) -> None:
+async def test_the_state_follows_the_lifecycle(
+    broker: MosquittoServer, make: Callable[..., MqttConnector]
+) -> None:
     connector = make()
     states = [connector.state]
     await connector.connect()
     states.append(connector.state)
+    await asyncio.to_thread(broker.stop)
+    await eventually(lambda: connector.state is ConnectorState.RECONNECTING)
+    assert "reconnecting" in repr(connector)
+    await asyncio.to_thread(broker.start)
+    await eventually(lambda: connector.state is ConnectorState.CONNECTED, timeout=10)
+    states.append(connector.state)
     await connector.disconnect()
     states.append(connector.state)
-    assert states == [ConnectorState.IDLE, ConnectorState.CONNECTED, ConnectorState.IDLE]
+    s = ConnectorState
+    assert states == [s.IDLE, s.CONNECTED, s.CONNECTED, s.IDLE]
     assert "idle" in repr(connector)
