@@ -159,6 +159,20 @@ async def test_a_loss_puts_unconfirmed_batches_and_unacked_qos1_back_in_send_ord
 
 
 @pytest.mark.asyncio
+async def test_what_comes_back_after_a_loss_is_bounded_by_max_buffered() -> None:
+    out, wire, stats = make(max_buffered=100)
+    for n in range(150):  # handed over before the loss was noticed (never confirmed)
+        out.buffer.append_qos0(q0(f"t/{n}"))
+        if n % 50 == 49:
+            out.flush()
+    assert len(out.queue) == 0
+    wire.lost = True
+    out.lost()
+    assert [e.topic for e in out.queue] == [f"t/{n}" for n in range(50, 150)]
+    assert stats.dropped == 50
+
+
+@pytest.mark.asyncio
 async def test_finish_counts_what_never_went_out_and_fails_waiting_callers() -> None:
     out, wire, stats = make()
     wire.lost = True

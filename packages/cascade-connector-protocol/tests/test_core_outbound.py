@@ -86,6 +86,16 @@ def test_popleft_push_front_and_take_all_keep_qos1_count() -> None:
     assert "0/10" in repr(buf)
 
 
+def test_entries_put_back_respect_the_bound_dropping_the_oldest_qos0() -> None:
+    buf, stats = make(3)
+    taken = [q0(1), q1(2), q0(3)]
+    buf.append_qos0(q0(4))
+    buf.append_qos0(q0(5))
+    buf.push_front(taken)  # five entries for three places: the two oldest QoS 0 go
+    assert [e.topic for e in buf.queue] == ["t/2", "t/4", "t/5"]
+    assert (stats.dropped, buf.qos1_queued) == (2, 1)
+
+
 def test_max_buffered_is_checked() -> None:
     with pytest.raises(ValueError, match="max_buffered must be at least 1"):
         make(0)

@@ -123,10 +123,16 @@ class OutboundBuffer(Generic[A]):
         return entry
 
     def push_front(self, entries: Iterable[Outgoing[A]]) -> None:
-        """Put entries back at the front, in the given order (e.g. not confirmed before a loss)."""
+        """Put entries back at the front, in the given order (e.g. not confirmed before a loss).
+
+        The bound holds for them too: beyond `max_buffered`, the oldest QoS 0 entries are dropped
+        (counted, logged once per episode), exactly as if they had never left the buffer.
+        """
         items = list(entries)
         self.queue.extendleft(reversed(items))
         self.qos1_queued += sum(1 for entry in items if entry.ack is not None)
+        while len(self.queue) > self.max_buffered and self.make_room():
+            pass
 
     def take_all(self) -> list[Outgoing[A]]:
         """Remove and return every entry (for the accounting at disconnect)."""
