@@ -105,13 +105,8 @@ class InMemoryConnector:
         self._broker._members.add(self)
 
     def __repr__(self) -> str:
-        state = self._machine.state
-        if self._online:
-            shown = "connected"
-        elif state is ConnectorState.IDLE:
-            shown = "disconnected"
-        else:
-            shown = "reconnecting"
+        idle = self._machine.state is ConnectorState.IDLE
+        shown = "connected" if self._online else "disconnected" if idle else "reconnecting"
         return f"InMemoryConnector(source={self.source!r}, {shown}, subscriptions={len(self._inbox.subs)})"
 
     @property
@@ -399,6 +394,3 @@ class InMemoryConnector:
         validate_filter(topic)
         check_callback(callback)
         return await self._inbox.subscribe(topic, callback)
-
-    def _remove_subscription(self, sub: InMemorySubscription) -> None:
-        self._inbox.remove(sub)

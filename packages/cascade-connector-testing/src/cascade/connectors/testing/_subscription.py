@@ -31,4 +31,4 @@ class InMemorySubscription:
         """Stop this subscription; when this returns its callback gets nothing more. Idempotent."""
         if self.active:
             self.active = False
-            self._connector._remove_subscription(self)
+            self._connector._inbox.remove(self)
