@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cascade.connectors.protocol import Callback, Connector, ConnectorStats, SubscriptionHandle
+from cascade.connectors.protocol.core import invoke
 from cascade.connectors.testing import InMemoryConnector, InMemoryHarness
 
 
@@ -63,7 +64,7 @@ class ForgetfulConnector(AuditedConnector):
 
         async def relay(message_topic: str, payload: dict[str, Any]) -> None:
             if installed:  # the bug: nothing is installed yet during the retained replay
-                await installed[0](message_topic, payload)
+                await invoke(installed[0], message_topic, payload)  # plain or async callbacks
 
         handle = await self.inner.subscribe(topic, relay)
         installed.append(callback)

@@ -57,9 +57,9 @@ def test_invalid_source_raises_topic_error() -> None:
 
 def test_tls_true_means_system_cas_and_host_name_checks() -> None:
     connector = MqttConnector(tls=True)
-    assert isinstance(connector._tls, ssl.SSLContext)
-    assert connector._tls.check_hostname
-    assert connector._tls.verify_mode == ssl.CERT_REQUIRED
+    assert isinstance(connector.settings.tls, ssl.SSLContext)
+    assert connector.settings.tls.check_hostname
+    assert connector.settings.tls.verify_mode == ssl.CERT_REQUIRED
 
 
 def test_repr_and_defaults() -> None:

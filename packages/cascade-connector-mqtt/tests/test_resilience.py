@@ -15,7 +15,7 @@ import pytest
 from cascade.connectors.mqtt import MqttConnector
 from cascade.connectors.mqtt.faults import FaultProxy
 from cascade.connectors.mqtt.mosquitto import MosquittoServer
-from cascade.connectors.protocol import ConnectorError, StatusMessage, status_topic
+from cascade.connectors.protocol import ConnectorError, NotConnectedError, StatusMessage, status_topic
 from cascade.connectors.testing import Recorder, eventually
 
 pytestmark = pytest.mark.mosquitto
@@ -73,7 +73,7 @@ async def test_disconnect_during_an_outage_gives_up_after_flush_timeout(
     waiting = asyncio.ensure_future(connector.publish("lost/c", {"i": 3}, qos=1))
     await eventually(lambda: connector.stats.published == 3)  # the qos=1 publish is queued
     await connector.disconnect()
-    with pytest.raises(ConnectorError, match="acknowledged"):
+    with pytest.raises(NotConnectedError, match="acknowledged"):
         await waiting
     assert connector.stats.dropped == 3
     assert connector.stats.published == 3
@@ -163,7 +163,8 @@ async def _retained(connector: MqttConnector, topic: str) -> dict[str, object]:
 async def test_tcp_nodelay_is_set(make: Callable[..., MqttConnector]) -> None:
     connector = make()
     await connector.connect()
-    link = connector._link
+    assert connector._session is not None
+    link = connector._session.link
     assert link is not None
     wrapper = link._paho.socket()  # the connector's buffered wrapper around the socket
     sock = getattr(wrapper, "_sock", None)

@@ -99,7 +99,9 @@ async def test_subscriptions_on_one_filter_share_the_broker_subscription(
     await publisher.publish("shared/t", {"n": 2})
     await sentinel(publisher, subscriber)
     assert second.payloads == [{"n": 1}]
-    assert "shared/t" not in subscriber._by_filter  # the last one removed it at the broker
+    session = subscriber._session
+    assert session is not None
+    assert "shared/t" not in session.registry.by_filter  # the last one removed it at the broker
 
 
 @pytest.mark.asyncio
@@ -161,7 +163,7 @@ async def test_without_the_sync_topic_subscribe_degrades_with_a_warning(
     await seen.wait_for(1)
     assert seen.payloads == [{"v": 1}]
     assert "can no longer wait for retained messages" in caplog.text
-    assert subscriber._sync_topic in caplog.text
+    assert subscriber.settings.sync_topic in caplog.text
 
 
 @pytest.mark.asyncio
@@ -173,7 +175,8 @@ async def test_malformed_retained_message_is_counted_once(make: Callable[..., Mq
     first, second = Recorder(), Recorder()
     await subscriber.subscribe("bad/#", first)
     await subscriber.subscribe("bad/+", second)
-    link = publisher._link
+    assert publisher._session is not None
+    link = publisher._session.link
     assert link is not None
     link.publish_qos1("bad/x", b"\xff not json", False)
     await publisher.publish("bad/y", {"good": True}, qos=1)

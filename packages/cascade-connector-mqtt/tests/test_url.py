@@ -21,10 +21,10 @@ SECRET = "s3cr3t-Pa55"
 
 def test_plain_url_defaults() -> None:
     connector = MqttConnector.from_url("mqtt://broker.example")
-    assert connector._hostname == "broker.example"
-    assert connector._port == 1883
-    assert connector._tls is None
-    assert connector._username is None
+    assert connector.settings.hostname == "broker.example"
+    assert connector.settings.port == 1883
+    assert connector.settings.tls is None
+    assert connector.settings.username is None
 
 
 def test_every_query_option_is_applied() -> None:
@@ -32,53 +32,53 @@ def test_every_query_option_is_applied() -> None:
         f"mqtt://alice:{SECRET}@10.0.0.5:1884/?client_id=worker-7&source=etl-1&keepalive=15"
         "&max_buffered=50&reconnect_min_delay=0.5&reconnect_max_delay=4&connect_timeout=2.5&flush_timeout=0"
     )
-    assert (connector._hostname, connector._port) == ("10.0.0.5", 1884)
-    assert (connector._username, connector._password) == ("alice", SECRET)
+    assert (connector.settings.hostname, connector.settings.port) == ("10.0.0.5", 1884)
+    assert (connector.settings.username, connector.settings.password) == ("alice", SECRET)
     assert connector.client_id == "worker-7"
     assert connector.source == "etl-1"
-    assert connector._keepalive == 15
-    assert connector._max_buffered == 50
-    assert (connector._min_delay, connector._max_delay) == (0.5, 4.0)
-    assert connector._connect_timeout == 2.5
-    assert connector._flush_timeout == 0.0
+    assert connector.settings.keepalive == 15
+    assert connector.settings.max_buffered == 50
+    assert (connector.settings.reconnect_min_delay, connector.settings.reconnect_max_delay) == (0.5, 4.0)
+    assert connector.settings.connect_timeout == 2.5
+    assert connector.settings.flush_timeout == 0.0
 
 
 def test_credentials_are_percent_decoded() -> None:
     connector = MqttConnector.from_url("mqtt://us%40er:p%3Ass%2Fw%40rd@localhost")
-    assert connector._username == "us@er"
-    assert connector._password == "p:ss/w@rd"
+    assert connector.settings.username == "us@er"
+    assert connector.settings.password == "p:ss/w@rd"
 
 
 def test_ipv6_host() -> None:
     connector = MqttConnector.from_url("mqtt://[::1]:1999")
-    assert (connector._hostname, connector._port) == ("::1", 1999)
+    assert (connector.settings.hostname, connector.settings.port) == ("::1", 1999)
 
 
 def test_mqtts_verifies_certificates_with_the_system_cas_by_default() -> None:
     connector = MqttConnector.from_url("mqtts://broker.example")
-    assert connector._port == 8883
-    assert isinstance(connector._tls, ssl.SSLContext)
-    assert connector._tls.verify_mode == ssl.CERT_REQUIRED
-    assert connector._tls.check_hostname
+    assert connector.settings.port == 8883
+    assert isinstance(connector.settings.tls, ssl.SSLContext)
+    assert connector.settings.tls.verify_mode == ssl.CERT_REQUIRED
+    assert connector.settings.tls.check_hostname
 
 
 def test_mqtts_ca_file(tls_files: TlsFiles) -> None:
     connector = MqttConnector.from_url(f"mqtts://localhost:9999/?ca_file={tls_files.ca_file}")
-    assert isinstance(connector._tls, ssl.SSLContext)
-    names = [cert["subject"] for cert in connector._tls.get_ca_certs()]
+    assert isinstance(connector.settings.tls, ssl.SSLContext)
+    names = [cert["subject"] for cert in connector.settings.tls.get_ca_certs()]
     assert ((("commonName", "Cascade Test CA"),),) in names
 
 
 def test_mqtts_client_certificate(tls_files: TlsFiles) -> None:
     url = f"mqtts://localhost/?ca_file={tls_files.ca_file}&cert_file={tls_files.cert_file}&key_file={tls_files.key_file}"
-    assert isinstance(MqttConnector.from_url(url)._tls, ssl.SSLContext)
+    assert isinstance(MqttConnector.from_url(url).settings.tls, ssl.SSLContext)
 
 
 def test_keyword_overrides_win_over_the_url() -> None:
     context = ssl.create_default_context()
     connector = MqttConnector.from_url("mqtt://localhost/?source=a", source="b", tls=context)
     assert connector.source == "b"
-    assert connector._tls is context
+    assert connector.settings.tls is context
 
 
 @pytest.mark.parametrize(
@@ -162,7 +162,7 @@ def test_repr_never_shows_the_password(tmp_path: Path) -> None:
     connector = MqttConnector.from_url(f"mqtt://alice:{SECRET}@localhost")
     assert SECRET not in repr(connector)
     assert "alice" in repr(connector)
-    assert SECRET not in repr(connector._settings())
+    assert SECRET not in repr(connector.settings)
 
 
 @pytest.mark.parametrize(

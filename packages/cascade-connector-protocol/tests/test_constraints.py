@@ -14,6 +14,7 @@ from cascade.connectors.protocol import (
     TopicError,
     constraint_topic,
 )
+from cascade.connectors.protocol.core import invoke
 
 
 class FakeClock:
@@ -145,7 +146,7 @@ def test_apply_refuses_non_constraint_topics(book: ConstraintBook, topic: str) -
 @pytest.mark.asyncio
 async def test_on_message_is_a_connector_callback(book: ConstraintBook) -> None:
     callback: Callback = book.on_message  # type-checked: fits Connector.subscribe
-    await callback("cascade/constraints/global", pause("global").to_dict())
+    await invoke(callback, "cascade/constraints/global", pause("global").to_dict())
     assert book.is_paused("any")
     await book.on_message("cascade/constraints/global", {})
     assert not book.is_paused("any")

@@ -69,6 +69,31 @@ assert not book.is_paused("anything")
 assert parse_rate("10/s") == 10.0
 assert ConnectorStats().as_dict()["published"] == 0
 
+import logging
+from cascade.connectors.protocol.core import (
+    Backoff, ConnectorState, ContextGuard, Delivery, OutboundBuffer, Outgoing, Presence, StateMachine,
+    TopicCache, check_seconds, default_source,
+)
+
+machine = StateMachine()
+machine.to(ConnectorState.CONNECTING)
+assert 0.1 <= Backoff(0.1, 1.0).next_delay() <= 0.2
+core_stats = ConnectorStats()
+buffer = OutboundBuffer(1, core_stats, logging.getLogger("x"))
+buffer.append_qos0(Outgoing("a", b"", False, None))
+buffer.append_qos0(Outgoing("b", b"", False, None))
+assert core_stats.dropped == 1
+assert asyncio.run(Delivery(core_stats, logging.getLogger("x")).deliver("a", b"{}", [])) is True
+assert Presence(default_source()).online()
+ContextGuard("x").enter()
+TopicCache().add("a/b")
+try:
+    check_seconds("flush_timeout", float("nan"))
+except ValueError:
+    pass
+else:
+    raise AssertionError("NaN accepted")
+
 loaded = sorted(set(sys.modules) - before)
 print(json.dumps({
     "loaded": loaded,
@@ -100,6 +125,7 @@ def test_works_with_the_standard_library_only() -> None:
     assert not any("site-packages" in entry for entry in report["path"])
     loaded: list[str] = report["loaded"]
     assert "cascade.connectors.protocol.constraints" in loaded
+    assert "cascade.connectors.protocol.core.delivery" in loaded
     foreign = [name for name in loaded if not _allowed(name)]
     assert foreign == []
 

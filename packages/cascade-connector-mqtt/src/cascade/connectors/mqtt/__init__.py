@@ -1,4 +1,4 @@
-"""The Cascade MQTT connector: `MqttConnector`, over MQTT 5 with aiomqtt.
+"""The Cascade MQTT connector: `MqttConnector`, over MQTT 5 with aiomqtt, and its `MqttSettings`.
 
 See docs/mqtt.md. `MosquittoServer` (module `cascade.connectors.mqtt.mosquitto`) runs a private
 Mosquitto for tests and demos; `FaultProxy` (module `cascade.connectors.mqtt.faults`) cuts or stalls
@@ -6,7 +6,9 @@ connections on purpose. `cascade.connectors.mqtt.operator` is the operator API b
 ``cascade-mqtt`` (pause, limit, resume, list, watch), for any `Connector`.
 """
 
-from ._connector import MqttConnector, MqttSubscription
+from ._connector import MqttConnector
+from ._settings import MqttSettings
+from ._subscriptions import MqttSubscription
 from ._url import InvalidUrlError
 
-__all__ = ["MqttConnector", "MqttSubscription", "InvalidUrlError"]
+__all__ = ["MqttConnector", "MqttSettings", "MqttSubscription", "InvalidUrlError"]

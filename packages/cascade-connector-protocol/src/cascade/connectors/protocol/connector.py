@@ -8,8 +8,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol, runtime_checkable
 
-Callback = Callable[[str, dict[str, Any]], Awaitable[None]]
-"""An async callback receiving ``(topic, payload)``; `payload` is a fresh dict for each call."""
+Callback = Callable[[str, dict[str, Any]], Awaitable[None] | None]
+"""A callback receiving ``(topic, payload)``; `payload` is a fresh dict for each call.
+
+A coroutine function or a plain function: connectors call it and await the result when it is
+awaitable (so ``functools.partial`` of a coroutine function and objects with an async ``__call__``
+work too). ``subscribe`` raises `TypeError` for something that is not callable.
+"""
 
 
 class SubscriptionHandle(Protocol):

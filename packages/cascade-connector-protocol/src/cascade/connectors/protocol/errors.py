@@ -27,11 +27,14 @@ class ConnectorError(Exception):
 
 
 class NotConnectedError(ConnectorError):
-    """`publish`/`subscribe` on a connector that was never connected or was disconnected."""
+    """`publish`/`subscribe` on a connector that was never connected or was disconnected, or a
+    ``qos=1`` publish still waiting when `disconnect()` ended the session (`reason` says which).
+    """
 
-    def __init__(self, operation: str) -> None:
+    def __init__(self, operation: str, reason: str | None = None) -> None:
         self.operation = operation
-        super().__init__(f"cannot {operation}: the connector is not connected (call connect() first)")
+        self.reason = reason or "the connector is not connected (call connect() first)"
+        super().__init__(f"cannot {operation}: {self.reason}")
 
 
 class PayloadError(ConnectorError, ValueError):

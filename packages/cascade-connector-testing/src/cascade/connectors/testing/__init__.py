@@ -2,37 +2,60 @@
 
 - `InMemoryBroker` / `InMemoryConnector`: a faithful, network-free fake of a connector, with fault
   injection (`InMemoryBroker.stop`, `start`, `drop`, `inject`) and inspection (`retained`, `history`,
-  `settle`).
+  `settle`). Importing them does not import pytest.
 - `ConnectorContract`: the pytest suite every connector passes; subclass it and provide a ``harness``
   fixture (`ContractHarness`, plus optional `SupportsInjectRaw`, `SupportsDrop`, `SupportsOutage`).
+  It is imported (with pytest) on first use of its name.
 - `eventually`, `Recorder`: helpers for asynchronous assertions.
 
 The pytest plugin (``cascade.connectors.testing.plugin``) adds the ``memory_broker`` and
 ``memory_connector`` fixtures.
 """
 
-import pytest
+from __future__ import annotations
 
-# Rewrite the asserts of the contract suite so connector authors get full assertion diffs.
-pytest.register_assert_rewrite("cascade.connectors.testing._contract")
+import importlib
+import sys
+from typing import TYPE_CHECKING, Any
 
-from ._contract import ConnectorContract, ContractKit  # noqa: E402
-from ._eventually import eventually  # noqa: E402
-from ._harness import (  # noqa: E402
+from ._eventually import eventually
+from ._harness import (
     ContractHarness,
     InMemoryHarness,
     SupportsDrop,
     SupportsInjectRaw,
     SupportsOutage,
 )
-from ._memory import (  # noqa: E402
+from ._memory import (
     InMemoryBroker,
     InMemoryConnector,
     InMemorySubscription,
     PublishRecord,
     SettleTimeoutError,
 )
-from ._recorder import Recorder  # noqa: E402
+from ._recorder import Recorder
+
+if TYPE_CHECKING:
+    from ._contract import ConnectorContract, ContractKit
+
+_CONTRACT = "cascade.connectors.testing._contract"
+_LAZY = frozenset({"ConnectorContract", "ContractKit"})
+
+_pytest = sys.modules.get("pytest")
+if _pytest is not None:  # under pytest: rewrite the contract's asserts for full assertion diffs
+    _pytest.register_assert_rewrite(_CONTRACT)
+
+
+def __getattr__(name: str) -> Any:
+    """Import the contract suite (and pytest) only when one of its names is used."""
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import pytest
+
+    if _CONTRACT not in sys.modules:
+        pytest.register_assert_rewrite(_CONTRACT)
+    return getattr(importlib.import_module(_CONTRACT), name)
+
 
 __all__ = [
     "InMemoryBroker",

@@ -1,0 +1,332 @@
+"""The lifecycle of an `MqttConnector`: connect, the supervisor task, dispatch, disconnect.
+
+The supervisor (one task per session) runs the one dispatch loop, `_pump`: inbound messages go to
+their callbacks one at a time, in arrival order. When the connection is lost it reconnects with the
+core's `Backoff` and adopts the new connection (presence, the sync topic, every live subscription,
+then the queue).
+"""
+
+from __future__ import annotations
+
+__all__ = ["Lifecycle"]
+
+import asyncio
+import functools
+import logging
+from collections.abc import Sequence
+
+from cascade.connectors.protocol import ConnectorError, ConnectorStats, PayloadError, decode_payload
+from cascade.connectors.protocol.core import Backoff, ConnectorState, Outgoing, Presence, StateMachine
+
+from ._client import SUBSCRIBE_LOST, Link, LinkSettings, reason_text
+from ._outbound import Ack, AckKind, Outbound
+from ._session import Ending, Phase, Session
+from ._settings import MqttSettings
+from ._subscriptions import SYNC_SID, Registry
+
+_log = logging.getLogger("cascade.connectors.mqtt")
+
+
+class Lifecycle:
+    """The lifecycle half of `MqttConnector` (which sets these attributes)."""
+
+    _settings: MqttSettings
+    _presence: Presence
+    _stats: ConnectorStats
+    _machine: StateMachine
+    _lock: asyncio.Lock | None
+    _session: Session | None
+    _out: Outbound
+
+    def _new_session(self) -> Session:
+        return Session(self._settings, self._stats, _log, reason_text)
+
+    def _link_settings(self) -> LinkSettings:
+        s = self._settings
+        return LinkSettings(
+            hostname=s.hostname,
+            port=s.port,
+            client_id=s.client_id,
+            username=s.username,
+            password=s.password,
+            tls=s.tls,
+            keepalive=s.keepalive,
+            connect_timeout=s.connect_timeout,
+            will_topic=s.status_topic,
+            will_payload=self._presence.offline(),
+        )
+
+    def _get_lock(self) -> asyncio.Lock:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        return self._lock
+
+    async def connect(self) -> None:
+        """Connect and publish retained ``online`` presence. Idempotent.
+
+        Raises `ConnectionFailedError` (reason unreachable, timeout, auth, tls or refused) if the broker
+        cannot be reached or refuses; takes at most about `connect_timeout` per connection step. Later
+        losses are not raised: the connector reconnects by itself.
+        """
+        async with self._get_lock():
+            if self._machine.state is not ConnectorState.IDLE:
+                return
+            self._machine.to(ConnectorState.CONNECTING)
+            session = self._new_session()
+            try:
+                link = await Link.open(self._link_settings(), self)
+            except BaseException:
+                self._machine.to(ConnectorState.IDLE)
+                raise
+            self._session = session
+            self._out = session.outbound
+            self._machine.to(ConnectorState.CONNECTED)
+            presence = self._adopt(session, link)
+            session.task = asyncio.get_running_loop().create_task(
+                self._supervise(session, link), name=f"cascade-mqtt-{self._settings.client_id}"
+            )
+            s = self._settings
+            _log.info("connected to %s:%s as %s", s.hostname, s.port, s.client_id)
+            try:
+                async with asyncio.timeout(s.connect_timeout):
+                    await presence
+            except TimeoutError:
+                _log.warning("the broker did not acknowledge the online presence in time")
+
+    async def disconnect(self) -> None:
+        """Send what is queued (up to `flush_timeout` s), publish retained ``offline``, disconnect.
+
+        Idempotent; a no-op before `connect`. After it returns no callback runs, every subscription has
+        ended, and messages that could not be sent were counted in ``stats.dropped`` (a `qos=1` publish
+        still waiting raises `NotConnectedError`).
+        """
+        async with self._get_lock():
+            session = self._session
+            if not self._machine.accepting or session is None:
+                return
+            self._machine.to(ConnectorState.CLOSING)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self._settings.flush_timeout
+            try:
+                await self._drain(session.outbound, deadline)
+                link = session.link
+                if link is not None and not link.lost:
+                    ack = Ack(loop.create_future(), AckKind.PRESENCE)
+                    session.outbound.send_control(
+                        Outgoing(self._settings.status_topic, self._presence.offline(), True, ack)
+                    )
+                    grace = max(deadline - loop.time(), 0.5)
+                    try:
+                        async with asyncio.timeout(grace):
+                            await ack.future  # type: ignore[misc]
+                    except TimeoutError:
+                        _log.warning("the broker did not acknowledge the offline presence in time")
+                    session.ending = Ending.STOPPING  # our own DISCONNECT is not a loss to recover
+                    await link.close(max(deadline - loop.time(), 0.5))
+            finally:
+                await self._stop_supervisor(session)
+                self._finish(session)
+                self._machine.to(ConnectorState.IDLE)
+            _log.info("disconnected from %s:%s", self._settings.hostname, self._settings.port)
+
+    async def _drain(self, out: Outbound, deadline: float) -> None:
+        """Wait until everything queued has been written / acknowledged, or until `deadline`."""
+        out.idle_waiter = asyncio.get_running_loop().create_future()
+        out.check_idle()
+        out.schedule()
+        try:
+            async with asyncio.timeout_at(deadline):
+                await out.idle_waiter
+        except TimeoutError:
+            _log.warning(
+                "disconnect: %d message(s) could not be sent within flush_timeout=%g s",
+                len(out.queue) + len(out.inflight),
+                self._settings.flush_timeout,
+            )
+        finally:
+            out.idle_waiter = None
+
+    async def _stop_supervisor(self, session: Session) -> None:
+        session.close()
+        task = session.task
+        if task is None or task is asyncio.current_task():
+            return
+        if session.phase is Phase.RECONNECTING:
+            task.cancel()
+        s = self._settings
+        done, _ = await asyncio.wait({task}, timeout=s.flush_timeout + s.connect_timeout)
+        if not done:
+            _log.warning("a subscription callback did not return; cancelling it")
+            task.cancel()
+            await asyncio.wait({task})
+
+    def _finish(self, session: Session) -> None:
+        """After the supervisor stopped: account for what was never sent, end every subscription."""
+        link = session.link
+        if link is not None:
+            link.abort()
+        session.link = None
+        session.outbound.finish(self._stats)
+        session.registry.end()
+        session.inbound.clear()
+        self._session = None
+
+    # ------------------------------------------------------------------ callbacks from the Link
+
+    def _link_message(
+        self, link: Link, topic: str, payload: bytes | bytearray, retain: bool, sids: Sequence[int]
+    ) -> None:
+        session = self._session
+        if session is not None:
+            session.inbound.append((topic, payload, retain, sids))
+            session.wake.set()
+
+    def _link_published(self, link: Link, mid: int, reason: int) -> None:
+        session = self._session
+        if session is not None and link is session.link:
+            session.outbound.published(mid, reason)
+
+    def _link_lost(self, link: Link) -> None:
+        session = self._session
+        if session is None or link is not session.link:
+            return
+        session.link = None
+        if self._machine.state is ConnectorState.CONNECTED:
+            self._machine.to(ConnectorState.RECONNECTING)
+        session.outbound.lost()
+        session.wake.set()
+
+    # ------------------------------------------------------------------ the supervisor task
+
+    async def _supervise(self, session: Session, link: Link) -> None:
+        backoff = Backoff(self._settings.reconnect_min_delay, self._settings.reconnect_max_delay)
+        s = self._settings
+        try:
+            while True:
+                await self._pump(session, link, None)
+                if self._session is not session:
+                    return  # disconnect() (and maybe connect()) ran inside a callback
+                session.registry.release_waiters()
+                if session.stopping():
+                    return
+                if self._machine.state is ConnectorState.CONNECTED:
+                    self._machine.to(ConnectorState.RECONNECTING)
+                _log.warning("lost the connection to %s:%s; reconnecting", s.hostname, s.port)
+                session.phase = Phase.RECONNECTING
+                try:
+                    while True:
+                        if await self._pause(session, backoff.next_delay()):
+                            return
+                        try:
+                            link = await Link.open(self._link_settings(), self)
+                            break
+                        except ConnectorError as exc:
+                            attempt = backoff.attempts
+                            level = logging.WARNING if attempt == 1 or attempt % 30 == 0 else logging.DEBUG
+                            _log.log(level, "reconnect attempt %d failed: %s", attempt, exc)
+                finally:
+                    session.phase = Phase.SERVING
+                if session.stopping():
+                    link.abort()
+                    return
+                backoff.reset()
+                self._stats.reconnects += 1
+                _log.info("reconnected to %s:%s", s.hostname, s.port)
+                if self._machine.state is ConnectorState.RECONNECTING:
+                    self._machine.to(ConnectorState.CONNECTED)
+                self._adopt(session, link)
+        except Exception:
+            _log.exception("internal error in the MQTT connector; it stopped working")
+            raise
+
+    async def _pause(self, session: Session, delay: float) -> bool:
+        """Sleep `delay` s unless asked to stop; return whether we must stop."""
+        wake = session.wake
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + delay
+        while not session.stopping():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            wake.clear()
+            try:
+                async with asyncio.timeout(remaining):
+                    await wake.wait()
+            except TimeoutError:
+                return session.stopping()
+        return True
+
+    async def _pump(self, session: Session, link: Link, until: asyncio.Future[None] | None) -> None:
+        """THE dispatch loop: deliver inbound messages in order until `link` is lost (after delivering
+        what it received), the session stops, or `until` is done (subscribe() from inside a callback).
+        """
+        inbound = session.inbound
+        wake = session.wake
+        while self._session is session:
+            if until is not None and until.done():
+                return
+            if inbound:
+                if session.ending is Ending.CLOSED:
+                    inbound.clear()
+                    return
+                await self._dispatch(session, *inbound.popleft())
+                continue
+            if link.lost or session.ending is not Ending.OPEN:
+                return
+            wake.clear()
+            if inbound or link.lost or (until is not None and until.done()):
+                continue
+            await wake.wait()
+
+    async def _dispatch(
+        self, session: Session, topic: str, payload: bytes | bytearray, retain: bool, sids: Sequence[int]
+    ) -> None:
+        registry = session.registry
+        if topic == registry.sync_topic:
+            registry.marker(payload)
+            return
+        targets = registry.targets(topic, retain, sids)
+        if not targets:
+            return
+        try:
+            data = decode_payload(payload)
+        except PayloadError as exc:
+            if session.malformed.first_copy(topic, payload, retain, sids):
+                session.delivery.malformed(topic, exc)
+            return
+        session.malformed.reset()
+        await session.delivery.deliver(topic, payload, targets, data)
+
+    def _adopt(self, session: Session, link: Link) -> asyncio.Future[None]:
+        """A new connection: presence, the sync topic, every live subscription, then the queue."""
+        session.link = link
+        out = session.outbound
+        out.attach(link, link.receive_maximum)
+        registry = session.registry
+        registry.new_connection()
+        sync = link.subscribe(registry.sync_topic, 1, SYNC_SID)
+        sync.add_done_callback(functools.partial(_sync_subscribed, registry))
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        online = self._presence.online()
+        out.control.append(Outgoing(self._settings.status_topic, online, True, Ack(future, AckKind.PRESENCE)))
+        if registry.by_filter:
+            for bsub in list(registry.by_filter.values()):
+                fut = link.subscribe(bsub.filter, 1, bsub.sid)
+                fut.add_done_callback(functools.partial(_resubscribed, bsub.filter))
+            registry.resubscribed()
+        out.schedule()
+        return future
+
+
+def _sync_subscribed(registry: Registry, fut: asyncio.Future[int]) -> None:
+    code = fut.result()
+    if code != SUBSCRIBE_LOST and code >= 0x80:
+        registry.unavailable(f"subscribing to {registry.sync_topic!r} was refused: {reason_text(code)}")
+
+
+def _resubscribed(topic_filter: str, fut: asyncio.Future[int]) -> None:
+    code = fut.result()
+    if code != SUBSCRIBE_LOST and code >= 0x80:
+        _log.error(
+            "after reconnecting, the broker refused the subscription %r: %s", topic_filter, reason_text(code)
+        )

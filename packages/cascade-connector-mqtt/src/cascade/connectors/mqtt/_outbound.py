@@ -1,0 +1,341 @@
+"""The outbound pipeline of one MQTT session: pure logic over a `Wire` (the transport's send side).
+
+Messages accepted by ``publish`` wait in the core's `OutboundBuffer` (``max_buffered``, the QoS 0
+overflow policy, exact counters). A ``call_soon`` callback (not a task, not one per message) hands them
+to the wire: QoS 0 in batches (one socket write each), with at most `MAX_UNWRITTEN` batches not yet
+written; QoS 1 one by one, at most `max_inflight` awaiting PUBACK. Control messages (presence, sync
+markers, confirms) go first.
+
+QoS 0 has no acknowledgement, but a broker handles a client's packets in order, so the PUBACK of any
+QoS 1 message sent after a batch proves the broker received the batch. Batches stay *unconfirmed* until
+such a PUBACK (a small QoS 1 "confirm" publish is sent when none is under way) and go back to the front
+of the queue if the connection dies first: messages published after the broker died but before the
+loss was noticed are sent again rather than lost. That memory is bounded (`UNCONFIRMED_BYTES`).
+"""
+
+from __future__ import annotations
+
+__all__ = ["Ack", "AckKind", "Outbound", "Wire"]
+
+import asyncio
+import enum
+import logging
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Final, NamedTuple, Protocol
+
+from cascade.connectors.protocol import ConnectorError, ConnectorStats
+from cascade.connectors.protocol.core import OutboundBuffer, Outgoing, unsent_at_disconnect
+
+MAX_INFLIGHT: Final = 20  # QoS 1 messages awaiting PUBACK (also capped by the broker's Receive Maximum)
+MAX_UNWRITTEN: Final = 8  # QoS 0 batches handed to the wire but not yet written to the socket
+UNCONFIRMED_BYTES: Final = 4 * 1024 * 1024  # QoS 0 bytes kept for a resend until the broker has them
+BATCH_BYTES: Final = 64 * 1024  # a batch closes once it holds this many bytes of topics and payloads
+
+
+class AckKind(enum.Enum):
+    """What a QoS 1 message is for."""
+
+    USER = "user"  # a caller's publish(qos=1)
+    PRESENCE = "presence"  # online / offline status
+    MARKER = "marker"  # a sync marker (end of a retained replay)
+    CONFIRM = "confirm"  # proves earlier QoS 0 batches arrived
+
+
+class Ack:
+    """The completion of one QoS 1 message."""
+
+    __slots__ = ("future", "kind", "reason", "sent", "seq")
+
+    def __init__(self, future: asyncio.Future[None] | None, kind: AckKind, seq: int = 0) -> None:
+        self.future = future
+        self.kind = kind
+        self.seq = seq  # the sync marker's number
+        self.sent = 0  # position in the connection's send order
+        self.reason = 0  # the PUBACK reason code
+
+
+Entry = Outgoing[Ack]
+
+
+class Written(Protocol):
+    """A handed-over QoS 0 batch: whether it is written to the socket yet."""
+
+    def is_published(self) -> bool:
+        """True once written."""
+        ...
+
+
+class Wire(Protocol):
+    """The send side of one connection (the transport's `Link`)."""
+
+    @property
+    def lost(self) -> bool:
+        """Whether the connection is gone."""
+        ...
+
+    def send_qos0(self, batch: Sequence[tuple[str, bytes, bool, object]]) -> Written | None:
+        """Queue a batch as one write; None if the connection is gone."""
+        ...
+
+    def publish_qos1(self, topic: str, payload: bytes, retain: bool) -> int | None:
+        """Hand over one QoS 1 message; its message id, or None if the connection is gone."""
+        ...
+
+    def write_now(self) -> None:
+        """Write what is queued now, as far as the socket takes it."""
+        ...
+
+
+class _Unconfirmed(NamedTuple):
+    sent: int  # send position of the batch
+    batch: list[Entry]
+    size: int  # bytes of topics and payloads
+
+
+class Outbound:
+    """The pipeline of one session (created at ``connect``, ended at ``disconnect``).
+
+    `wire` is the current connection (None during an outage). `flush_handle` is the scheduled flush,
+    if any; `confirm` the confirm publish under way, if any. `on_refused_marker(reason)` is told when
+    the broker refuses a sync marker.
+    """
+
+    def __init__(
+        self,
+        buffer: OutboundBuffer[Ack],
+        sync_topic: str,
+        log: logging.Logger,
+        on_refused_marker: Callable[[int], None],
+        reason_text: Callable[[int], str],
+    ) -> None:
+        self.buffer = buffer
+        self.queue = buffer.queue
+        self.control: deque[Entry] = deque()
+        self.inflight: dict[int, Entry] = {}
+        self.unwritten: deque[Written] = deque()
+        self.unconfirmed: deque[_Unconfirmed] = deque()
+        self.unconfirmed_bytes = 0
+        self.sent = 0  # send positions: every QoS 0 batch and QoS 1 message handed over takes the next
+        self.confirm: Ack | None = None
+        self.max_inflight = MAX_INFLIGHT
+        self.flush_handle: asyncio.Handle | None = None
+        self.idle_waiter: asyncio.Future[None] | None = None
+        self.wire: Wire | None = None
+        self._sync_topic = sync_topic
+        self._log = log
+        self._on_refused_marker = on_refused_marker
+        self._reason_text = reason_text
+
+    # ------------------------------------------------------------------ connection changes
+
+    def attach(self, wire: Wire, receive_maximum: int) -> None:
+        """A new connection: messages flow to `wire` again."""
+        self.wire = wire
+        self.max_inflight = max(1, min(MAX_INFLIGHT, receive_maximum))
+        self.buffer.new_episode()
+
+    def lost(self) -> None:
+        """The connection is gone: what the broker may not have goes back to the front of the queue.
+
+        QoS 1 without PUBACK and QoS 0 batches not confirmed return in the order they were sent;
+        presence, sync markers and confirms are sent afresh on the next connection.
+        """
+        self.wire = None
+        back: list[tuple[int, list[Entry]]] = [(u.sent, u.batch) for u in self.unconfirmed]
+        for entry in self.inflight.values():
+            ack = entry.ack
+            if ack is not None and ack.kind is AckKind.USER:
+                back.append((ack.sent, [entry]))
+        back.sort(key=lambda item: item[0])
+        self.buffer.push_front(entry for _sent, entries in back for entry in entries)
+        self.inflight.clear()
+        self.unconfirmed.clear()
+        self.unconfirmed_bytes = 0
+        self.unwritten.clear()
+        self.confirm = None
+        for _topic, _data, _retain, ack in self.control:
+            if ack is not None and ack.future is not None and not ack.future.done():
+                ack.future.set_result(None)
+        self.control.clear()
+
+    def finish(self, stats: ConnectorStats) -> None:
+        """The session ended: count what was never handed over as dropped, fail waiting callers."""
+        leftovers = list(self.inflight.values()) + list(self.control) + self.buffer.take_all()
+        leftovers += [entry for u in self.unconfirmed for entry in u.batch]
+        self.unconfirmed.clear()
+        self.unconfirmed_bytes = 0
+        self.inflight.clear()
+        self.control.clear()
+        self.wire = None
+        if self.flush_handle is not None:
+            self.flush_handle.cancel()
+            self.flush_handle = None
+        for _topic, _data, _retain, ack in leftovers:
+            if ack is None or ack.kind is AckKind.USER:
+                stats.dropped += 1
+            if ack is not None and ack.future is not None and not ack.future.done():
+                if ack.kind is AckKind.USER:
+                    ack.future.set_exception(unsent_at_disconnect())
+                    ack.future.exception()  # the caller may be gone; never "exception never retrieved"
+                else:
+                    ack.future.set_result(None)
+
+    # ------------------------------------------------------------------ sending
+
+    def send_control(self, entry: Entry) -> None:
+        """Queue a control message (presence, marker, confirm) ahead of the publishes."""
+        self.control.append(entry)
+        self.schedule()
+
+    def schedule(self) -> None:
+        """Run `flush` soon (once, however often this is called before it runs)."""
+        if self.flush_handle is None and self.wire is not None:
+            self.flush_handle = asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Hand queued messages to the wire, within the bounds (see the module doc)."""
+        self.flush_handle = None
+        wire = self.wire
+        if wire is None or wire.lost:
+            return
+        inflight = self.inflight
+        max_inflight = self.max_inflight
+        control = self.control
+        while control and len(inflight) < max_inflight:
+            if not self._send_qos1(wire, control[0]):
+                return
+            control.popleft()
+        queue = self.queue
+        unconfirmed = self.unconfirmed
+        unwritten = self.unwritten
+        while unwritten and unwritten[0].is_published():
+            unwritten.popleft()
+        while queue:
+            if queue[0].ack is None:
+                if len(unwritten) >= MAX_UNWRITTEN:
+                    break
+                batch: list[Entry] = []
+                size = 0
+                while queue and queue[0].ack is None and size < BATCH_BYTES:
+                    entry = queue.popleft()
+                    batch.append(entry)
+                    size += len(entry.data) + len(entry.topic)
+                written = wire.send_qos0(batch)
+                if written is None:  # the connection is going away: keep them queued
+                    queue.extendleft(reversed(batch))
+                    return
+                unwritten.append(written)
+                self.sent += 1
+                unconfirmed.append(_Unconfirmed(self.sent, batch, size))
+                self.unconfirmed_bytes += size
+                while self.unconfirmed_bytes > UNCONFIRMED_BYTES:
+                    self.unconfirmed_bytes -= unconfirmed.popleft().size
+            else:
+                if control or len(inflight) >= max_inflight:
+                    break
+                if not self._send_qos1(wire, queue[0]):
+                    return
+                self.buffer.popleft()
+        if unconfirmed and self.confirm is None:
+            self.confirm = Ack(None, AckKind.CONFIRM)
+            confirm: Entry = Outgoing(self._sync_topic, b"", False, self.confirm)
+            if control or len(inflight) >= max_inflight or not self._send_qos1(wire, confirm):
+                control.append(confirm)  # sent by a later flush, still after the batches
+        if self.idle_waiter is not None:
+            self.check_idle()
+
+    def _send_qos1(self, wire: Wire, entry: Entry) -> bool:
+        mid = wire.publish_qos1(entry.topic, entry.data, entry.retain)
+        if mid is None:
+            return False
+        ack = entry.ack
+        assert ack is not None
+        self.sent += 1
+        ack.sent = self.sent
+        self.inflight[mid] = entry
+        return True
+
+    def write_now(self) -> None:
+        """Hand what fits to the wire and let it write to the socket now (non-blocking).
+
+        For a producer that never yields to the event loop: only what the socket cannot take stays.
+        """
+        wire = self.wire
+        if wire is None:
+            return
+        half = self.buffer.max_buffered // 2
+        for _ in range(8):
+            before = len(self.queue)
+            self.flush()
+            wire.write_now()
+            self.flush()
+            if wire.lost or len(self.queue) < half or len(self.queue) >= before:
+                return
+
+    # ------------------------------------------------------------------ acknowledgements
+
+    def published(self, mid: int, reason: int) -> None:
+        """From the wire: a QoS 0 batch was written (`mid` 0) or the PUBACK of message `mid` arrived."""
+        if mid:
+            entry = self.inflight.pop(mid, None)
+            if entry is not None:
+                ack = entry.ack
+                assert ack is not None
+                ack.reason = reason
+                if self.unconfirmed:
+                    self._confirmed(ack.sent)
+                self._acked(entry, ack)
+        # A QoS 1 slot or some of the unconfirmed window freed (or a batch was written): hand over more.
+        if self.flush_handle is None and (
+            self.queue or self.control or self.unconfirmed or self.idle_waiter is not None
+        ):
+            self.schedule()
+
+    def _confirmed(self, upto: int) -> None:
+        """The broker has everything handed over before send position `upto`."""
+        unconfirmed = self.unconfirmed
+        while unconfirmed and unconfirmed[0].sent < upto:
+            self.unconfirmed_bytes -= unconfirmed.popleft().size
+
+    def _acked(self, entry: Entry, ack: Ack) -> None:
+        refused = ack.reason >= 0x80
+        kind = ack.kind
+        if kind is AckKind.CONFIRM:
+            if self.confirm is ack:
+                self.confirm = None  # refused or not, it was answered in order
+            return
+        if kind is AckKind.MARKER:
+            if refused:
+                self._on_refused_marker(ack.reason)
+            return
+        fut = ack.future
+        if refused:
+            detail = (
+                f"the broker refused the qos=1 publish to {entry.topic!r}: {self._reason_text(ack.reason)}"
+            )
+            if kind is AckKind.PRESENCE:
+                self._log.warning("%s", detail)
+            elif fut is not None and not fut.done():
+                fut.set_exception(ConnectorError(detail))
+                return
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+
+    # ------------------------------------------------------------------ draining
+
+    def user_qos1_inflight(self) -> bool:
+        """Whether a caller's QoS 1 message awaits its PUBACK."""
+        return any(e.ack is not None and e.ack.kind is AckKind.USER for e in self.inflight.values())
+
+    def check_idle(self) -> None:
+        """Resolve `idle_waiter` once nothing from ``publish`` is waiting (queued, in flight, unwritten).
+
+        During an outage with nothing queued there is nothing to flush, so disconnect need not wait.
+        """
+        waiter = self.idle_waiter
+        if waiter is None or waiter.done():
+            return
+        if self.queue or self.unconfirmed or self.user_qos1_inflight():
+            return
+        waiter.set_result(None)

@@ -1,0 +1,70 @@
+"""`MqttSettings`: the public, frozen, checked settings behind `MqttConnector.settings`."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import ssl
+
+import pytest
+from cascade.connectors.mqtt import InvalidUrlError, MqttConnector, MqttSettings
+
+SECRET = "hunter2-s3cr3t"
+
+
+def test_the_connector_exposes_its_checked_settings() -> None:
+    connector = MqttConnector("broker.example", 1884, username="bob", password=SECRET, source="w-1")
+    settings = connector.settings
+    assert isinstance(settings, MqttSettings)
+    assert (settings.hostname, settings.port, settings.username, settings.password) == (
+        "broker.example",
+        1884,
+        "bob",
+        SECRET,
+    )
+    assert settings.source == connector.source == "w-1"
+    assert settings.client_id == connector.client_id
+    assert settings.status_topic == "cascade/status/w-1"
+    assert settings.sync_topic == f"$cascade/sync/{settings.client_id}"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.port = 1  # type: ignore[misc]
+
+
+def test_the_password_is_never_in_the_repr() -> None:
+    settings = MqttSettings("h", username="u", password=SECRET)
+    assert SECRET not in repr(settings)
+    assert "password=<hidden>" in repr(settings)
+    assert "password" not in repr(MqttSettings("h"))
+    assert SECRET not in repr(MqttConnector.from_settings(settings))
+
+
+def test_defaults_are_filled_and_unique() -> None:
+    first, second = MqttSettings(), MqttSettings()
+    assert first.source != second.source
+    assert f"-{os.getpid()}-" in first.source
+    assert first.client_id != second.client_id
+    assert first.client_id.startswith("cascade-")
+    assert (first.reconnect_min_delay, first.reconnect_max_delay) == (0.1, 1.0)
+    assert MqttSettings(tls=True).tls is not None
+    assert MqttSettings(tls=False).tls is None
+    assert isinstance(MqttSettings(tls=True).tls, ssl.SSLContext)
+
+
+def test_replace_checks_again_and_keeps_identity() -> None:
+    settings = MqttSettings("h", source="s", client_id="c")
+    moved = settings.replace(port=1999)
+    assert (moved.port, moved.source, moved.client_id) == (1999, "s", "c")
+    with pytest.raises(ValueError, match="port must be between 1 and 65535"):
+        settings.replace(port=0)
+    with pytest.raises(ValueError, match="flush_timeout must be finite"):
+        settings.replace(flush_timeout=float("nan"))
+
+
+def test_from_url_builds_the_settings() -> None:
+    connector = MqttConnector.from_url(f"mqtt://alice:{SECRET}@h:1884/?source=etl&flush_timeout=0.5")
+    assert connector.settings.port == 1884
+    assert connector.settings.flush_timeout == 0.5
+    assert connector.source == "etl"
+    with pytest.raises(InvalidUrlError) as info:
+        MqttConnector.from_url(f"mqtt://alice:{SECRET}@h/?keepalive=99999")
+    assert SECRET not in str(info.value)

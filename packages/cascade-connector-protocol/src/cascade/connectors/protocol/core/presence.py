@@ -1,0 +1,53 @@
+"""Presence: the default source name and the online/offline `StatusMessage` bytes for a source."""
+
+from __future__ import annotations
+
+__all__ = ["Presence", "default_source", "host_segment"]
+
+import os
+import re
+import secrets
+import socket
+
+from ..codec import encode_payload
+from ..schemas import StatusMessage
+from ..topics import status_topic
+
+
+def host_segment(name: str | None = None) -> str:
+    """`name` (default: this machine's host name) made safe as one topic level.
+
+    ``/``, ``+``, ``#``, NUL and whitespace become ``_``; an empty name becomes ``host``.
+    """
+    text = socket.gethostname() if name is None else name
+    return re.sub(r"[/+#\x00\s]", "_", text) or "host"
+
+
+def default_source(token: str | None = None) -> str:
+    """``{hostname}-{pid}-{random}``: unique per call (8 hex digits of randomness unless `token` given)."""
+    return f"{host_segment()}-{os.getpid()}-{token if token is not None else secrets.token_hex(4)}"
+
+
+class Presence:
+    """The presence of one `source`: its topic and the encoded online / offline payloads.
+
+    Raises `TopicError` if `source` cannot be one topic level. The payloads carry the time they were
+    made: call `online()` / `offline()` for each announcement.
+    """
+
+    __slots__ = ("source", "topic")
+
+    def __init__(self, source: str) -> None:
+        self.topic = status_topic(source)  # validates the source
+        self.source = source
+
+    def online(self) -> bytes:
+        """The retained ``online`` `StatusMessage`, encoded."""
+        return encode_payload(StatusMessage(status="online", source=self.source).to_dict())
+
+    def offline(self) -> bytes:
+        """The retained ``offline`` `StatusMessage` (graceful stop or last will), encoded."""
+        return encode_payload(StatusMessage(status="offline", source=self.source).to_dict())
+
+    def __repr__(self) -> str:
+        return f"Presence({self.source!r})"
