@@ -232,7 +232,7 @@ def test_the_issue_url_says_to_percent_encode_and_shows_nothing_of_the_password(
         assert all(part not in text for text in chain_texts(error))
     # Encoded, the same password works.
     connector = MqttConnector.from_url("mqtt://svc:Tr0ub4dor%2FXkcdPw@host:1883")
-    assert connector._password == "Tr0ub4dor/XkcdPw"
+    assert connector.settings.password == "Tr0ub4dor/XkcdPw"
 
 
 @pytest.mark.parametrize(
@@ -270,8 +270,8 @@ def test_a_password_with_raw_special_characters_is_refused_without_showing_it(
 )
 def test_raw_characters_that_cannot_be_misread_are_kept_as_they_are(password: str) -> None:
     connector = MqttConnector.from_url(f"mqtt://svc:{password}@host:1883")
-    assert (connector._hostname, connector._port) == ("host", 1883)
-    assert (connector._username, connector._password) == ("svc", password)
+    assert (connector.settings.hostname, connector.settings.port) == ("host", 1883)
+    assert (connector.settings.username, connector.settings.password) == ("svc", password)
 
 
 def test_an_at_sign_in_an_option_value_must_be_encoded() -> None:
@@ -285,8 +285,8 @@ def test_the_connector_and_its_settings_never_show_an_odd_password(caplog: pytes
     password = "Tr0ub4dor/Xk#cd?Pw@1 :%[]"
     caplog.set_level(logging.DEBUG)
     connector = MqttConnector.from_url(f"mqtt://svc:{quote(password, safe='')}@host:1883")
-    assert connector._password == password
-    texts = [repr(connector), str(connector), repr(connector._settings()), *caplog.messages]
+    assert connector.settings.password == password
+    texts = [repr(connector), str(connector), repr(connector.settings), *caplog.messages]
     assert "svc" in repr(connector)
     assert_never_shown(password, texts)
 
@@ -336,10 +336,11 @@ def test_a_raw_password_parses_exactly_or_is_refused_without_any_part_shown(pass
     else:
         # Nothing was misread: the host, port and options are the URL's, the password is the text given
         # (percent-decoded, so exactly `password` when it holds no '%').
-        assert (connector._hostname, connector._port, connector._keepalive) == ("host", 1883, 30)
-        assert connector._username == "svc"
-        assert connector._password == unquote(password)
-        assert_never_shown(password, [repr(connector), repr(connector._settings())])
+        settings = connector.settings
+        assert (settings.hostname, settings.port, settings.keepalive) == ("host", 1883, 30)
+        assert connector.settings.username == "svc"
+        assert connector.settings.password == unquote(password)
+        assert_never_shown(password, [repr(connector), repr(connector.settings)])
 
 
 @pytest.mark.asyncio

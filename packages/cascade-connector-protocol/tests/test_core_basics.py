@@ -7,7 +7,13 @@ import os
 import random
 
 import pytest
-from cascade.connectors.protocol import ConnectorError, StatusMessage, TopicError, decode_payload
+from cascade.connectors.protocol import (
+    ConnectorError,
+    StatusMessage,
+    TopicError,
+    decode_payload,
+    validate_topic,
+)
 from cascade.connectors.protocol.core import (
     Backoff,
     ConnectorState,
@@ -188,3 +194,12 @@ def test_topic_cache_validates_once_and_stays_bounded() -> None:
     with pytest.raises(TopicError):
         cache.add("a/+")
     assert "a/+" not in cache.known
+
+
+@pytest.mark.parametrize(
+    "name", ["a/b", "a+b", "a#b", "a b", "a\tb", "a\x00b", "a\x85b", "a\ud800b", "a\ufffeb", "a\U0010ffffb"]
+)
+def test_host_segment_makes_any_host_name_one_valid_topic_level(name: str) -> None:
+    segment = host_segment(name)
+    assert segment == "a_b"
+    validate_topic(f"cascade/status/{segment}")

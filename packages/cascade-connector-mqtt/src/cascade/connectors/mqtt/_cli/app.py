@@ -10,16 +10,15 @@ import contextlib
 import io
 import logging
 import os
-import re
 import secrets
 import signal
-import socket
 import sys
 import traceback
 from collections.abc import Sequence
 from typing import Any, NoReturn, TextIO
 
 from cascade.connectors.protocol import Connector, ConnectorError
+from cascade.connectors.protocol.core import host_segment
 
 from ..operator import OPERATOR_SOURCE_PREFIX
 from .commands import COMMANDS, PROG, CommandSpec, Context, Runner
@@ -112,8 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cli_source() -> str:
     """The CLI's presence name on this host (one retained status per host, not one per command)."""
-    host = re.sub(r"[/+#\x00-\x1f\x7f-\x9f\s]", "_", socket.gethostname()) or "host"
-    return OPERATOR_SOURCE_PREFIX + host
+    return OPERATOR_SOURCE_PREFIX + host_segment()
 
 
 def cli_client_id() -> str:

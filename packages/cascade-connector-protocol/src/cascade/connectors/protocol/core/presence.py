@@ -5,7 +5,6 @@ from __future__ import annotations
 __all__ = ["Presence", "default_source", "host_segment"]
 
 import os
-import re
 import secrets
 import socket
 
@@ -14,13 +13,27 @@ from ..schemas import StatusMessage
 from ..topics import status_topic
 
 
+def _unsafe_in_level(ch: str) -> bool:
+    code = ord(ch)
+    return (
+        ch in "/+#"
+        or ch.isspace()
+        or code <= 0x1F
+        or 0x7F <= code <= 0x9F
+        or 0xD800 <= code <= 0xDFFF
+        or 0xFDD0 <= code <= 0xFDEF
+        or (code & 0xFFFE) == 0xFFFE
+    )
+
+
 def host_segment(name: str | None = None) -> str:
     """`name` (default: this machine's host name) made safe as one topic level.
 
-    ``/``, ``+``, ``#``, NUL and whitespace become ``_``; an empty name becomes ``host``.
+    ``/``, ``+``, ``#``, whitespace and every character the topic grammar refuses (controls, lone
+    surrogates, non-characters) become ``_``; an empty name becomes ``host``.
     """
     text = socket.gethostname() if name is None else name
-    return re.sub(r"[/+#\x00\s]", "_", text) or "host"
+    return "".join("_" if _unsafe_in_level(ch) else ch for ch in text) or "host"
 
 
 def default_source(token: str | None = None) -> str:
