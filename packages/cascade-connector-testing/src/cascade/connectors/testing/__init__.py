@@ -4,7 +4,8 @@
   injection (`InMemoryBroker.stop`, `start`, `drop`, `inject`) and inspection (`retained`, `history`,
   `settle`).
 - `ConnectorContract`: the pytest suite every connector passes; subclass it and provide a ``harness``
-  fixture (`ContractHarness`, plus optional `SupportsInjectRaw`, `SupportsDrop`, `SupportsOutage`).
+  fixture (`ContractHarness`; optional capabilities declared in ``capabilities`` as `Capability`
+  members, implemented by `SupportsInjectRaw`, `SupportsDrop`, `SupportsOutage`).
 - `eventually`, `Recorder`: helpers for asynchronous assertions.
 
 The pytest plugin (``cascade.connectors.testing.plugin``) adds the ``memory_broker`` and
@@ -19,6 +20,8 @@ pytest.register_assert_rewrite("cascade.connectors.testing._contract")
 from ._contract import ConnectorContract, ContractKit  # noqa: E402
 from ._eventually import eventually  # noqa: E402
 from ._harness import (  # noqa: E402
+    ALL_CAPABILITIES,
+    Capability,
     ContractHarness,
     InMemoryHarness,
     SupportsDrop,
@@ -43,6 +46,8 @@ __all__ = [
     "ConnectorContract",
     "ContractKit",
     "ContractHarness",
+    "Capability",
+    "ALL_CAPABILITIES",
     "SupportsInjectRaw",
     "SupportsDrop",
     "SupportsOutage",
