@@ -19,21 +19,14 @@ class ClampingConnector(InMemoryConnector):
         await super().publish(topic, payload, qos=min(max(qos, 0), 1), retain=retain)
 
 
-class ClampingHarness(InMemoryHarness):
-    async def new_connector(self, **options: Any) -> InMemoryConnector:
-        connector = ClampingConnector(self.broker, **options)
-        self._made.append(connector)
-        return connector
-
-
 class TestClampingConnectorContract(ConnectorContract):
     known_deviations: ClassVar[dict[str, str]] = {
         "test_qos1_publish_returns_after_the_backend_accepted_it": "clamps qos 2 to 1 instead of refusing it",
     }
 
     @pytest_asyncio.fixture
-    async def harness(self) -> AsyncIterator[ClampingHarness]:
-        harness = ClampingHarness()
+    async def harness(self) -> AsyncIterator[InMemoryHarness]:
+        harness = InMemoryHarness(connector_class=ClampingConnector)
         yield harness
         await harness.aclose()
 

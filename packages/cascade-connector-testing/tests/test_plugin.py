@@ -129,13 +129,6 @@ class ClampsQos(InMemoryConnector):
         await super().publish(topic, payload, qos=min(max(qos, 0), 1), retain=retain)
 
 
-class ClampingHarness(InMemoryHarness):
-    async def new_connector(self, **options: Any) -> InMemoryConnector:
-        connector = ClampsQos(self.broker, **options)
-        self._made.append(connector)
-        return connector
-
-
 class TestDeviating(ConnectorContract):
     known_deviations = {
         "test_qos1_publish_returns_after_the_backend_accepted_it": "clamps qos 2 to 1 instead of refusing it",
@@ -144,7 +137,7 @@ class TestDeviating(ConnectorContract):
 
     @pytest.fixture
     def harness(self) -> InMemoryHarness:
-        return ClampingHarness()
+        return InMemoryHarness(connector_class=ClampsQos)
 """
 
 

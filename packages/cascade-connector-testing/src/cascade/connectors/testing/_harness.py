@@ -51,7 +51,8 @@ class ContractHarness(Protocol):
     """Makes connectors that share one backend (required).
 
     The contract suite may pass these options to `new_connector`: ``source`` (str),
-    ``max_buffered`` (int), ``reconnect_min_delay`` and ``reconnect_max_delay`` (seconds, float).
+    ``max_buffered`` (int), ``reconnect_min_delay``, ``reconnect_max_delay`` and ``flush_timeout``
+    (seconds, float).
     A harness forwards them to the connector's constructor (or maps them to its own settings).
 
     Optional capabilities are declared, not guessed: set ``capabilities`` (a frozenset of
@@ -111,14 +112,21 @@ class SupportsOutage(Protocol):
 class InMemoryHarness:
     """The contract harness over an `InMemoryBroker`, with every capability (`ALL_CAPABILITIES`).
 
-    `new_connector` accepts the `InMemoryConnector` keyword options. `aclose` (called by the
+    `new_connector` accepts the `InMemoryConnector` keyword options and makes a `connector_class`
+    (an `InMemoryConnector` subclass, to run the contract over a variant). `aclose` (called by the
     fixture at teardown) restarts a stopped broker and disconnects every connector it made.
     """
 
     capabilities: frozenset[Capability] = ALL_CAPABILITIES
 
-    def __init__(self, broker: InMemoryBroker | None = None) -> None:
+    def __init__(
+        self,
+        broker: InMemoryBroker | None = None,
+        *,
+        connector_class: type[InMemoryConnector] = InMemoryConnector,
+    ) -> None:
         self.broker = broker if broker is not None else InMemoryBroker()
+        self.connector_class = connector_class
         self._made: list[InMemoryConnector] = []
 
     def __repr__(self) -> str:
@@ -126,7 +134,7 @@ class InMemoryHarness:
 
     async def new_connector(self, **options: Any) -> InMemoryConnector:
         """A new, not yet connected `InMemoryConnector` on the shared broker."""
-        connector = InMemoryConnector(self.broker, **options)
+        connector = self.connector_class(self.broker, **options)
         self._made.append(connector)
         return connector
 
