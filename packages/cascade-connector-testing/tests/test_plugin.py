@@ -155,6 +155,37 @@ def test_known_deviations_run_as_strict_xfail_and_are_reported(pytester: pytest.
     )
 
 
+HARNESS_DEVIATION = """
+from typing import Any
+
+import pytest
+from cascade.connectors.testing import ConnectorContract, InMemoryConnector, InMemoryHarness
+
+
+class ClampsQos(InMemoryConnector):
+    async def publish(self, topic: str, payload: Any, qos: int = 0, retain: bool = False) -> None:
+        await super().publish(topic, payload, qos=min(max(qos, 0), 1), retain=retain)
+
+
+class OneBackendDeviates(InMemoryHarness):
+    known_deviations = {"test_qos1_publish_returns_after_the_backend_accepted_it": "this backend clamps"}
+
+
+class TestPerBackend(ConnectorContract):
+    @pytest.fixture
+    def harness(self) -> InMemoryHarness:
+        return OneBackendDeviates(connector_class=ClampsQos)
+"""
+
+
+def test_a_harness_may_declare_the_deviations_of_its_backend(pytester: pytest.Pytester) -> None:
+    pytester.makeini(INI)
+    pytester.makepyfile(test_per_backend=HARNESS_DEVIATION)
+    result = pytester.runpytest("-p", "no:cacheprovider", "-k", "qos1_publish_returns")
+    result.assert_outcomes(xfailed=1)
+    result.stdout.fnmatch_lines(["DEVIATION *::test_qos1_publish_returns_after_*: this backend clamps"])
+
+
 def test_a_known_deviation_that_passes_fails_the_run(pytester: pytest.Pytester) -> None:
     pytester.makeini(INI)
     extra = '"test_unsubscribe_twice_is_harmless": "thought to be broken",'
