@@ -23,6 +23,8 @@ from ._faults import FaultProxy
 from ._mosquitto import MosquittoServer
 
 _ids = itertools.count()
+_NOTICE_TIMEOUT = 10.0
+"""Seconds `MqttHarness.stop_backend` waits for the connectors to notice the outage."""
 
 INJECT_RAW = "inject_raw"
 DROP = "drop"
@@ -125,8 +127,19 @@ class MqttHarness:
         raise ConnectorError(f"{connector!r} was not made by this harness")
 
     async def stop_backend(self) -> None:
-        """Stop the `MosquittoServer` (retained state is persisted)."""
+        """Stop the `MosquittoServer` (retained state is persisted) and wait until every connector made
+        here noticed (``connected`` is False), so what is published next is buffered, not written into
+        a connection that is about to fail. `ConnectorError` if one still looks connected after 10 s.
+        """
         await asyncio.to_thread(self._server("stop").stop)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _NOTICE_TIMEOUT
+        while still := [connector for connector, _proxy in self._made if connector.connected]:
+            if loop.time() >= deadline:
+                raise ConnectorError(
+                    f"{still[0]!r} did not notice the stopped broker within {_NOTICE_TIMEOUT:g} s"
+                )
+            await asyncio.sleep(0.005)
 
     async def start_backend(self) -> None:
         """Start the `MosquittoServer` again on the same port."""
