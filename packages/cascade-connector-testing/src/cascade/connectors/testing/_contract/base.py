@@ -46,6 +46,9 @@ class ContractBase:
     contract_timeout_scale: ClassVar[float] = 1.0
     """Multiplies every timeout and wait of the suite."""
 
+    contract_logger: ClassVar[str] = "cascade.connectors"
+    """The logger (or an ancestor of it) the connector logs callback errors on (promise 7)."""
+
     known_deviations: ClassVar[Mapping[str, str]] = {}
     """Contract tests this connector is KNOWN to fail: test name -> reason (shown in the report).
 
