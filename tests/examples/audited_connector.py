@@ -13,9 +13,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cascade.connectors.protocol import Callback, Connector, ConnectorStats, SubscriptionHandle
+from cascade.connectors.protocol import (
+    Callback,
+    Connector,
+    ConnectorError,
+    ConnectorStats,
+    SubscriptionHandle,
+)
 from cascade.connectors.protocol.core import invoke
-from cascade.connectors.testing import InMemoryConnector, InMemoryHarness
+from cascade.connectors.testing import ALL_CAPABILITIES, Capability, InMemoryConnector, InMemoryHarness
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,7 @@ class AuditedConnector:
     def __init__(self, inner: InMemoryConnector) -> None:
         self.inner = inner
         self.audit: list[AuditEntry] = []
+        self._entered = False
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.inner!r})"
@@ -43,6 +50,19 @@ class AuditedConnector:
 
     async def disconnect(self) -> None:
         await self.inner.disconnect()
+
+    async def __aenter__(self) -> AuditedConnector:
+        if self._entered:
+            raise ConnectorError(
+                f"{type(self).__name__} is not re-entrant: it is already inside 'async with'"
+            )
+        await self.connect()
+        self._entered = True
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._entered = False
+        await self.disconnect()
 
     async def publish(
         self, topic: str, payload: Mapping[str, Any], qos: int = 0, retain: bool = False
@@ -75,6 +95,8 @@ class ForgetfulConnector(AuditedConnector):
 # --8<-- [start:harness]
 class AuditedHarness:
     """Contract harness: wraps `InMemoryHarness` connectors in `connector_class`; every capability."""
+
+    capabilities: frozenset[Capability] = ALL_CAPABILITIES
 
     def __init__(self, connector_class: type[AuditedConnector] = AuditedConnector) -> None:
         self.backend = InMemoryHarness()

@@ -61,6 +61,6 @@ def test_the_testing_page_quotes_every_example() -> None:
 def test_contract_page_lists_every_contract_test() -> None:
     text = (ROOT / "docs/contract.md").read_text(encoding="utf-8")
     listed = set(re.findall(r"`(test_\w+)`", text))
-    tests = {name for name in vars(ConnectorContract) if name.startswith("test_")}
+    tests = {name for name in dir(ConnectorContract) if name.startswith("test_")}
     assert tests - listed == set(), "contract tests missing from docs/contract.md"
     assert listed - tests == set(), "docs/contract.md names tests that do not exist"

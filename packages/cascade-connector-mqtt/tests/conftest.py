@@ -1,6 +1,7 @@
 """Fixtures for the MQTT package tests: private brokers, connectors torn down for you, dynsec ACLs.
 
-The root conftest provides ``mosquitto`` (the session broker), ``mosquitto_factory`` and ``tls_files``.
+``mosquitto`` (the session broker), ``mosquitto_factory`` and ``tls_files`` come from the package's
+testing module (`cascade.connectors.mqtt.testing.fixtures`), so these tests run on their own.
 """
 
 from __future__ import annotations
@@ -14,7 +15,20 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.mosquitto import MosquittoServer
+from cascade.connectors.mqtt.testing import MosquittoServer
+from cascade.connectors.mqtt.testing.fixtures import mosquitto, mosquitto_factory, tls_files
+
+__all__ = [
+    "FAST",
+    "broker",
+    "dynsec",
+    "dynsec_config",
+    "dynsec_plugin",
+    "make",
+    "mosquitto",
+    "mosquitto_factory",
+    "tls_files",
+]
 
 FAST: dict[str, Any] = {"reconnect_min_delay": 0.02, "reconnect_max_delay": 0.2}
 """Reconnect quickly in tests."""

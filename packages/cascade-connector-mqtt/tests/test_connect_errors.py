@@ -1,4 +1,4 @@
-"""The first connect fails fast and clearly (DESIGN §5, §7.5), and secrets never leak."""
+"""The first connect fails fast and clearly (docs/mqtt.md: ConnectionFailedError); secrets never leak."""
 
 from __future__ import annotations
 

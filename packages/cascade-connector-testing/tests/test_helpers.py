@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import pytest
@@ -140,14 +141,19 @@ def test_harness_protocols_reject_objects_without_the_methods() -> None:
 
 def test_contract_class_is_not_collected_by_itself() -> None:
     assert not ConnectorContract.__name__.startswith("Test")
-    tests = [name for name in vars(ConnectorContract) if name.startswith("test_")]
-    assert len(tests) >= 40
+    tests = [name for name in dir(ConnectorContract) if name.startswith("test_")]
+    assert len(tests) >= 47
     for name in tests:
-        assert getattr(ConnectorContract, name).__doc__, f"{name} has no docstring"
+        doc = " ".join((getattr(ConnectorContract, name).__doc__ or "").split())
+        assert doc, f"{name} has no docstring"
+        if name != "test_contract_tests_are_not_overridden":
+            assert re.match(r"Promises? \d+", doc), f"{name}: the docstring does not start with its promise"
+        assert "If this fails" in doc, f"{name}: the docstring does not say what to fix"
 
 
 def test_the_contract_module_is_assertion_rewritten() -> None:
     """Connector authors get pytest's assertion diffs from the suite's own asserts."""
-    from cascade.connectors.testing import _contract
+    from cascade.connectors.testing._contract import kit, lifecycle, resilience
 
-    assert "@py_builtins" in vars(_contract)
+    for module in (kit, lifecycle, resilience):
+        assert "@py_builtins" in vars(module), module.__name__

@@ -4,8 +4,9 @@
   injection (`InMemoryBroker.stop`, `start`, `drop`, `inject`) and inspection (`retained`, `history`,
   `settle`). Importing them does not import pytest.
 - `ConnectorContract`: the pytest suite every connector passes; subclass it and provide a ``harness``
-  fixture (`ContractHarness`, plus optional `SupportsInjectRaw`, `SupportsDrop`, `SupportsOutage`).
-  It is imported (with pytest) on first use of its name.
+  fixture (`ContractHarness`; optional capabilities declared in ``capabilities`` as `Capability`
+  members, implemented by `SupportsInjectRaw`, `SupportsDrop`, `SupportsOutage`). It is imported (with
+  pytest) on first use of its name.
 - `eventually`, `Recorder`: helpers for asynchronous assertions.
 
 The pytest plugin (``cascade.connectors.testing.plugin``) adds the ``memory_broker`` and
@@ -20,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from ._eventually import eventually
 from ._harness import (
+    ALL_CAPABILITIES,
+    Capability,
     ContractHarness,
     InMemoryHarness,
     SupportsDrop,
@@ -66,6 +69,8 @@ __all__ = [
     "ConnectorContract",
     "ContractKit",
     "ContractHarness",
+    "Capability",
+    "ALL_CAPABILITIES",
     "SupportsInjectRaw",
     "SupportsDrop",
     "SupportsOutage",

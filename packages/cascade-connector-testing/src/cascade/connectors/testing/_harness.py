@@ -1,14 +1,25 @@
 """The harness interface of the contract suite: what a connector author provides to run it.
 
-`ContractHarness` is required; the other protocols are optional capabilities. A contract test that
-needs a capability the harness lacks is skipped with a message naming the capability.
+`ContractHarness` is required. A harness may also offer optional capabilities: it DECLARES them in
+its ``capabilities`` attribute (a frozenset of `Capability`) and implements the matching protocol
+(`SupportsInjectRaw`, `SupportsDrop`, `SupportsOutage`). A contract test that needs a capability the
+harness does not declare is skipped with a message naming it and saying how to enable it.
 """
 
 from __future__ import annotations
 
-__all__ = ["ContractHarness", "SupportsInjectRaw", "SupportsDrop", "SupportsOutage", "InMemoryHarness"]
+__all__ = [
+    "ALL_CAPABILITIES",
+    "Capability",
+    "ContractHarness",
+    "SupportsInjectRaw",
+    "SupportsDrop",
+    "SupportsOutage",
+    "InMemoryHarness",
+]
 
 import asyncio
+import enum
 from typing import Any, Protocol, runtime_checkable
 
 from cascade.connectors.protocol import Connector
@@ -16,13 +27,37 @@ from cascade.connectors.protocol import Connector
 from ._memory import InMemoryBroker, InMemoryConnector
 
 
+class Capability(enum.StrEnum):
+    """An optional harness capability, declared in the harness's ``capabilities`` attribute.
+
+    Each value is a plain string, so a harness that must not depend on this package (the MQTT
+    package's `MqttHarness`) may declare ``frozenset({"inject_raw", "drop", "stop_backend"})``.
+    """
+
+    INJECT_RAW = "inject_raw"
+    """`SupportsInjectRaw`: publish raw bytes as a foreign client (malformed and zero-byte payloads)."""
+    DROP = "drop"
+    """`SupportsDrop`: cut one connector's connection abruptly, so the last will fires."""
+    STOP_BACKEND = "stop_backend"
+    """`SupportsOutage`: stop and restart the whole backend, keeping retained state."""
+
+
+ALL_CAPABILITIES: frozenset[Capability] = frozenset(Capability)
+"""Every capability: what a harness over a backend it fully controls declares."""
+
+
 @runtime_checkable
 class ContractHarness(Protocol):
     """Makes connectors that share one backend (required).
 
     The contract suite may pass these options to `new_connector`: ``source`` (str),
-    ``max_buffered`` (int), ``reconnect_min_delay`` and ``reconnect_max_delay`` (seconds, float).
+    ``max_buffered`` (int), ``reconnect_min_delay``, ``reconnect_max_delay`` and ``flush_timeout``
+    (seconds, float).
     A harness forwards them to the connector's constructor (or maps them to its own settings).
+
+    Optional capabilities are declared, not guessed: set ``capabilities`` (a frozenset of
+    `Capability`, or of their string values) on the harness and implement the matching protocol. A
+    harness without the attribute declares none.
     """
 
     async def new_connector(self, **options: Any) -> Connector:
@@ -75,14 +110,23 @@ class SupportsOutage(Protocol):
 
 
 class InMemoryHarness:
-    """The contract harness over an `InMemoryBroker`, with every capability.
+    """The contract harness over an `InMemoryBroker`, with every capability (`ALL_CAPABILITIES`).
 
-    `new_connector` accepts the `InMemoryConnector` keyword options. `aclose` (called by the
+    `new_connector` accepts the `InMemoryConnector` keyword options and makes a `connector_class`
+    (an `InMemoryConnector` subclass, to run the contract over a variant). `aclose` (called by the
     fixture at teardown) restarts a stopped broker and disconnects every connector it made.
     """
 
-    def __init__(self, broker: InMemoryBroker | None = None) -> None:
+    capabilities: frozenset[Capability] = ALL_CAPABILITIES
+
+    def __init__(
+        self,
+        broker: InMemoryBroker | None = None,
+        *,
+        connector_class: type[InMemoryConnector] = InMemoryConnector,
+    ) -> None:
         self.broker = broker if broker is not None else InMemoryBroker()
+        self.connector_class = connector_class
         self._made: list[InMemoryConnector] = []
 
     def __repr__(self) -> str:
@@ -90,7 +134,7 @@ class InMemoryHarness:
 
     async def new_connector(self, **options: Any) -> InMemoryConnector:
         """A new, not yet connected `InMemoryConnector` on the shared broker."""
-        connector = InMemoryConnector(self.broker, **options)
+        connector = self.connector_class(self.broker, **options)
         self._made.append(connector)
         return connector
 
