@@ -8,6 +8,7 @@ down to the error's type and text.
 
 from __future__ import annotations
 
+import array
 import collections
 import dataclasses
 import datetime
@@ -483,6 +484,18 @@ def test_each_decode_is_a_fresh_object_graph(codec: Codec) -> None:
     assert first["a"]["b"] is not second["a"]["b"]
     first["a"]["b"].append(2)
     assert decode(data) == {"a": {"b": [1]}, "c": {}}
+
+
+@pytest.mark.parametrize("data", ["{}", '{"a":1}', "", None, 1, [], bytearray(b"{}"), memoryview(b'{"a":1}')])
+def test_what_is_not_bytes_is_handled_identically(data: Any) -> None:
+    """The signature says bytes, bytearray or memoryview; anything else fails (or not) the same way."""
+    _same_decoding(data)
+
+
+def test_a_memoryview_of_wider_items_reads_its_bytes_in_both() -> None:
+    words = array.array("B", b'{"a":1}')
+    _same_decoding(memoryview(words))
+    _same_decoding(memoryview(array.array("H", [0x7B7B])))
 
 
 @pytest.mark.parametrize("codec", CODECS)

@@ -8,10 +8,12 @@ containers at most `_MAX_DEPTH` levels deep, exact ``str`` keys, and exact ``str
 ``None``/``float`` values with every float zero or in ``1e-4 <= |x| < 1e16`` (the range where msgspec
 and ``repr`` spell floats alike). Everything else, and everything msgspec refuses (lone surrogates,
 integers too long for ``str``), is handed to the standard-library codec, which returns its result or
-raises its error. Decoding: msgspec reads exactly what the stdlib decoder reads (integers of any size
-stay integers, numbers too large for a float and NaN are refused); whatever it refuses, and every
-result that is not an object, is decoded again by the standard-library codec so that the error (or,
-for the few inputs only the stdlib reads, such as escaped lone surrogates, the value) is identical.
+raises its error. Decoding (of ``bytes``; other buffers and types go to the stdlib codec, which
+does not read a ``str`` as msgspec would): msgspec reads exactly what the stdlib decoder reads
+(integers of any size stay integers, numbers too large for a float and NaN are refused); whatever
+it refuses, and every result that is not an object, is decoded again by the standard-library codec,
+so that the error (or, for the few inputs only the stdlib reads, such as escaped lone surrogates,
+the value) is identical.
 """
 
 from __future__ import annotations
@@ -100,8 +102,8 @@ def decode_payload(data: bytes | bytearray | memoryview) -> dict[str, Any]:
     for a float such as ``1e400``) or JSON that is not an object; exactly the standard-library codec's
     values and errors.
     """
-    if not data:
-        return {}
+    if type(data) is not bytes or not data:  # msgspec would also read str; bytes is the hot path
+        return _codec_stdlib.decode_payload(data)
     try:
         value = _decode(data)
     except (msgspec.DecodeError, RecursionError):
