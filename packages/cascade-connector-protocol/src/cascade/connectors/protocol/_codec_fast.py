@@ -13,7 +13,9 @@ does not read a ``str`` as msgspec would): msgspec reads exactly what the stdlib
 (integers of any size stay integers, numbers too large for a float and NaN are refused); whatever
 it refuses, and every result that is not an object, is decoded again by the standard-library codec,
 so that the error (or, for the few inputs only the stdlib reads, such as escaped lone surrogates,
-the value) is identical.
+the value) is identical. Nesting near Python's recursion limit (about 1 000 levels) is refused by
+both with `PayloadError`, at a level that depends on the caller's stack depth; the two codecs use a
+frame more or less and can differ there by a level or two.
 """
 
 from __future__ import annotations
