@@ -486,6 +486,20 @@ def test_each_decode_is_a_fresh_object_graph(codec: Codec) -> None:
     assert decode(data) == {"a": {"b": [1]}, "c": {}}
 
 
+MALFORMED = [
+    b'{"a":1.}', b'{"a":.5}', b'{"a":+1}', b'{"a":-}', b'{"a":1e}', b'{"a":1e+}', b'{"a":0x10}', b'{"a":tru}',
+    b'{"a":nul}', b'{"a" 1}', b"{a:1}", b"{'a':1}", b'{"a":1,}', b"{,}", b'{"a":[1,]}', b'{"a":"\\u12"}',
+    b'{"a":"\\uZZZZ"}', b'{"a":"x\ty"}', b'{"a":1}{}', b"{}}", b"{", b"}", b" ", b"\x00", b"\xc0\x80",
+    b'{"a":"\xf4\x90\x80\x80"}', b'{"\\ud800\\udc00":1}', b'{"a":1e309}', b'{"a":-1e309}', b'{"a":1e-400}',
+    b'{"a":Infinity}', b'{"a":-Infinity}', b'{"a":-NaN}', b'{"a":true,"a":false}', b"\t{}\r\n",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("data", MALFORMED, ids=repr)
+def test_each_near_json_input_decodes_identically(data: bytes) -> None:
+    _same_decoding(data)
+
+
 @pytest.mark.parametrize("data", ["{}", '{"a":1}', "", None, 1, [], bytearray(b"{}"), memoryview(b'{"a":1}')])
 def test_what_is_not_bytes_is_handled_identically(data: Any) -> None:
     """The signature says bytes, bytearray or memoryview; anything else fails (or not) the same way."""
