@@ -38,7 +38,7 @@ FIGURES: dict[str, tuple[str, Callable[[Bench], Awaitable[list[Row]]]]] = {
     "throughput": ("2. end-to-end throughput", figure_throughput),
     "roundtrip": ("3. control round trip", figure_roundtrip),
     "dispatch": ("4. dispatch cost vs live subscriptions", figure_dispatch),
-    "memory": ("5. in-memory vs MQTT connector throughput", figure_memory),
+    "memory": ("5. in-memory cost vs the JSON round trip, per codec", figure_memory),
     "outage": ("6. broker outage: memory and resume time", figure_outage),
 }
 

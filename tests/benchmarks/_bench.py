@@ -37,7 +37,7 @@ class Sizes:
     # 4. dispatch: live subscription counts, messages per measurement.
     subscriptions: tuple[int, ...]
     dispatch_messages: int
-    # 5. in-memory vs MQTT connector pair, messages per run.
+    # 5. in-memory (and MQTT) connector pair, messages per run and codec.
     pair_messages: int
     # 6. outage: messages published while the broker is down; buffer bound (None = default 10 000).
     outage_messages: int

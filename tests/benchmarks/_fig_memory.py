@@ -1,21 +1,41 @@
-"""Figure 5: end-to-end throughput of a connector pair in one process, in-memory vs MQTT.
+"""Figure 5: the in-memory connector's cost per message against the JSON round trip it must do.
 
 A subscriber connector counts arrivals (and checks loss, duplicates and order); a publisher connector
-publishes the telemetry payloads at QoS 0 in a loop. Timed from the first publish to the last
-arrival. Target: the in-memory pair is at least 10x the MQTT pair (tests built on the fake are fast).
+publishes the telemetry payloads at QoS 0 in a loop; the cost per message is the time from the first
+publish to the last arrival divided by the messages. The reference is one ``encode_payload`` +
+``decode_payload`` of each payload, measured in the same process just before and just after each
+in-memory pair run (the mean of the two): the work the contract requires of every delivery.
+Target: the in-memory pair at most 1.2x it, with the standard-library codec and with the fast one
+(msgspec). The codec is chosen when the protocol package is imported (``CASCADE_CODEC``), so each
+codec runs in its own worker process (``python -m tests.benchmarks._fig_memory --worker CODEC
+...``), in the same benchmark run and against the same broker. The MQTT connector pair, measured
+the same way, is context.
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import json
+import os
+import sys
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-from cascade.connectors.protocol import decode_payload, encode_payload
+from cascade.connectors.mqtt import MqttConnector
+from cascade.connectors.protocol import codec_name, decode_payload, encode_payload
 
 from ._bench import Bench, Inbox, settle_heap
 from ._broker import unique
-from ._connectors import ConnectorFactory, memory_broker, memory_factory, mqtt_factory
+from ._connectors import ConnectorFactory, memory_broker, memory_factory
 from ._report import Row, Series, Target
 from ._workload import Delivery, telemetry_payloads
+
+FIGURE = "5. in-memory cost vs JSON round trip"
+CODECS = {"stdlib": "stdlib codec (json)", "fast": "fast codec (msgspec)"}
+_ROOT = Path(__file__).resolve().parents[2]
 
 
 async def pair_throughput(
@@ -44,8 +64,8 @@ async def pair_throughput(
 
 
 def json_round_trip_us(payloads: list[dict[str, object]]) -> float:
-    """Microseconds per ``decode_payload(encode_payload(p))``: the JSON work the contract requires of
-    every connector per delivered message (the in-memory connector's floor).
+    """Microseconds per ``decode_payload(encode_payload(p))`` with this process's codec: the JSON work
+    the contract requires of every connector per delivered message (the in-memory connector's floor).
     """
     start = time.perf_counter()
     for payload in payloads:
@@ -53,44 +73,132 @@ def json_round_trip_us(payloads: list[dict[str, object]]) -> float:
     return (time.perf_counter() - start) / len(payloads) * 1e6
 
 
+# ---------------------------------------------------------------------------------------------
+# The worker: one codec, every repeat, results as JSON on stdout
+
+
+async def _work(args: argparse.Namespace) -> dict[str, Any]:
+    payloads: list[dict[str, object]] = list(telemetry_payloads(args.messages))
+    settle_heap()
+    problems: dict[str, list[str]] = {"memory": [], "mqtt": []}
+    out: dict[str, Any] = {"codec": codec_name(), "memory_us": [], "json_us": [], "mqtt_us": []}
+
+    def mqtt() -> MqttConnector:
+        return MqttConnector(args.host, args.port)
+
+    runs: list[tuple[str, ConnectorFactory]] = [("memory", memory_factory(memory_broker())), ("mqtt", mqtt)]
+    # Warm-up, not recorded: a fresh process runs its first loops slower (the interpreter specialises).
+    warmup = payloads[: min(len(payloads), 1_000)]
+    for _, factory in runs:
+        await pair_throughput(factory, warmup, args.idle_timeout)
+    json_round_trip_us(warmup)
+    for _ in range(args.repeats):
+        for key, factory in runs:
+            before = json_round_trip_us(payloads) if key == "memory" else 0.0
+            rate, delivery = await pair_throughput(factory, payloads, args.idle_timeout)
+            out[f"{key}_us"].append(1e6 / rate if rate else float("nan"))
+            problems[key].extend(delivery.problems())
+            if key == "memory":  # the reference just before and just after the subject, averaged
+                out["json_us"].append((before + json_round_trip_us(payloads)) / 2)
+    out["problems"] = problems
+    return out
+
+
+def _worker_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.benchmarks._fig_memory")
+    parser.add_argument("--worker", required=True, choices=sorted(CODECS), help="the codec to expect")
+    parser.add_argument("--messages", type=int, required=True)
+    parser.add_argument("--repeats", type=int, required=True)
+    parser.add_argument("--idle-timeout", type=float, required=True)
+    parser.add_argument("--host", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args(argv)
+    if codec_name() != args.worker:
+        print(f"asked for the {args.worker} codec, got {codec_name()}", file=sys.stderr)
+        return 1
+    print(json.dumps(asyncio.run(_work(args))))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# The figure: a worker per codec, then the rows
+
+
+@dataclass(slots=True)
+class _CodecRun:
+    """The series one codec's worker measured (empty when it could not run; `error` says why)."""
+
+    codec: str
+    memory: Series
+    json: Series
+    mqtt: Series
+    error: str = ""
+    log: list[str] = field(default_factory=list)
+
+
+async def _run_worker(bench: Bench, codec: str) -> _CodecRun:
+    label = CODECS[codec]
+    run = _CodecRun(
+        codec,
+        Series(f"InMemoryConnector pair per message, {label}", "us"),
+        Series(f"encode + decode, {label}", "us"),
+        Series(f"MqttConnector pair per message, {label}", "us"),
+    )
+    sizes = bench.sizes
+    command = [sys.executable, "-m", "tests.benchmarks._fig_memory", "--worker", codec]
+    command += ["--messages", str(sizes.pair_messages), "--repeats", str(sizes.repeats)]
+    command += ["--idle-timeout", str(sizes.idle_timeout)]
+    command += ["--host", bench.server.host, "--port", str(bench.server.port)]
+    env = {**os.environ, "CASCADE_CODEC": codec}
+    process = await asyncio.create_subprocess_exec(
+        *command, cwd=_ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60 + 60 * sizes.repeats)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        run.error = "the worker timed out"
+        return run
+    if process.returncode != 0:
+        lines = stderr.decode(errors="replace").strip().splitlines()
+        run.error = f"the worker failed: {lines[-1] if lines else f'exit status {process.returncode}'}"
+        return run
+    result = json.loads(stdout)
+    for series, key in ((run.memory, "memory_us"), (run.json, "json_us"), (run.mqtt, "mqtt_us")):
+        for value in result[key]:
+            series.add(value)
+    run.memory.problems.extend(result["problems"]["memory"])
+    run.mqtt.problems.extend(result["problems"]["mqtt"])
+    return run
+
+
 async def figure_memory(bench: Bench) -> list[Row]:
-    """Rows: in-memory pair vs MQTT pair (target >= 10x); the in-memory cost per message vs the JSON
-    round trip (context: how close the fake is to its floor).
+    """Rows per codec: the in-memory pair's cost per message vs the JSON round trip (target <= 1.2x);
+    the MQTT pair's against the same round trip (context).
     """
     sizes = bench.sizes
-    payloads: list[dict[str, object]] = list(telemetry_payloads(sizes.pair_messages))
-    settle_heap()
-    memory = Series("InMemoryConnector pair", "msg/s")
-    mqtt = Series("MqttConnector pair", "msg/s")
-    memory_us = Series("InMemoryConnector pair per message", "us")
-    json_us = Series("encode + decode", "us")
-    runs: list[tuple[Series, ConnectorFactory]] = [
-        (memory, memory_factory(memory_broker())),
-        (mqtt, mqtt_factory(bench.server)),
-    ]
-    for rep in range(sizes.repeats):
-        parts = []
-        for series, factory in runs:
-            rate, delivery = await pair_throughput(factory, payloads, sizes.idle_timeout)
-            series.add(rate)
-            series.problems.extend(delivery.problems())
-            parts.append(f"{series.label} {rate:,.0f} msg/s ({', '.join(delivery.problems()) or 'ok'})")
-        memory_us.add(1e6 / memory.samples[-1] if memory.samples[-1] else float("nan"))
-        json_us.add(json_round_trip_us(payloads))
-        parts.append(f"JSON round trip {json_us.samples[-1]:.2f} us")
-        bench.log(f"[in-memory vs mqtt {rep + 1}/{sizes.repeats}] {'; '.join(parts)}")
-    return [
-        Row(
-            "5. in-memory vs MQTT throughput",
-            memory,
-            mqtt,
-            target=Target(">=", 10.0),
-            note=f"{sizes.pair_messages} messages, QoS 0, publisher and subscriber in one process",
-        ),
-        Row(
-            "5. in-memory vs MQTT throughput",
-            memory_us,
-            json_us,
-            note="context: the JSON round trip every delivery needs is the fake's floor",
-        ),
-    ]
+    note = f"{sizes.pair_messages} messages, QoS 0, publisher and subscriber in one process"
+    rows: list[Row] = []
+    for codec in CODECS:
+        run = await _run_worker(bench, codec)
+        if run.error:
+            bench.errors.append(f"memory ({codec} codec): {run.error}")
+            bench.log(f"[memory, {codec} codec] {run.error}")
+        else:
+            for i, (memory_us, json_us, mqtt_us) in enumerate(
+                zip(run.memory.samples, run.json.samples, run.mqtt.samples, strict=True)
+            ):
+                bench.log(
+                    f"[memory, {codec} codec {i + 1}/{sizes.repeats}] in-memory {memory_us:.2f} us, "
+                    f"JSON round trip {json_us:.2f} us, MQTT {mqtt_us:.2f} us per message "
+                    f"({', '.join(run.memory.problems + run.mqtt.problems) or 'ok'})"
+                )
+        suffix = f"; {run.error}" if run.error else ""
+        rows.append(Row(FIGURE, run.memory, run.json, target=Target("<=", 1.2), note=f"{note}{suffix}"))
+        rows.append(Row(FIGURE, run.mqtt, run.json, note=f"context: the MQTT pair, same payloads{suffix}"))
+    return rows
+
+
+if __name__ == "__main__":
+    sys.exit(_worker_main(sys.argv[1:]))

@@ -24,6 +24,7 @@ from tests.benchmarks.__main__ import FIGURES, _parse  # noqa: E402
 from tests.benchmarks._bench import SMOKE, Bench, Inbox, percentile  # noqa: E402
 from tests.benchmarks._broker import ArrivalCounter, c_publish, unique  # noqa: E402
 from tests.benchmarks._clients import PahoPublisher  # noqa: E402
+from tests.benchmarks._fig_memory import figure_memory  # noqa: E402
 from tests.benchmarks._fig_throughput import measure_throughput  # noqa: E402
 from tests.benchmarks._report import Row, Series, Target, render_table  # noqa: E402
 from tests.benchmarks._workload import (  # noqa: E402
@@ -187,3 +188,24 @@ def test_arrival_counter_notices_missing_messages(mosquitto: MosquittoServer) ->
     assert not arrivals.complete
     assert arrivals.delivery.lost == 1
     assert arrivals.delivery.received == 2
+
+
+@pytest.mark.mosquitto
+@pytest.mark.asyncio
+async def test_figure_5_measures_each_codec_against_its_own_round_trip(mosquitto: MosquittoServer) -> None:
+    bench = _bench(mosquitto)
+    rows = await figure_memory(bench)
+    assert bench.errors == []
+    assert [(row.measured.label, row.target is not None) for row in rows] == [
+        ("InMemoryConnector pair per message, stdlib codec (json)", True),
+        ("MqttConnector pair per message, stdlib codec (json)", False),
+        ("InMemoryConnector pair per message, fast codec (msgspec)", True),
+        ("MqttConnector pair per message, fast codec (msgspec)", False),
+    ]
+    for row in rows:
+        assert row.reference is not None
+        codec = row.measured.label.split(", ", 1)[1]
+        assert row.reference.label == f"encode + decode, {codec}"  # the same codec as the connector
+        assert len(row.measured.samples) == SMOKE.repeats
+        assert row.measured.problems == []
+        assert row.status in ("met", "MISSED", "info")

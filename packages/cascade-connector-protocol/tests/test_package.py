@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -29,8 +30,9 @@ from cascade.connectors.protocol import (
     StatusMessage, SubscriptionIndex, TaskState, TaskStateEvent, TelemetryHeader, TelemetryMessage,
     PayloadError, TopicError, SchemaError, Connector, ConnectorStats,
     constraint_topic, decode_payload, encode_payload, scope_from_topic, status_topic, telemetry_topic,
-    topic_matches, validate_filter, parse_rate,
+    topic_matches, validate_filter, parse_rate, codec_name,
 )
+assert codec_name() == "stdlib"  # no msgspec here: the automatic choice is the standard library's
 
 topic = telemetry_topic("acme", "etl", "run-1")
 assert topic_matches("cascade/telemetry/+/+/+/events", topic)
@@ -116,8 +118,15 @@ def _allowed(name: str) -> bool:
 
 def test_works_with_the_standard_library_only() -> None:
     code = f"SRC = {str(SRC)!r}\n" + SCRIPT
+    # Without CASCADE_CODEC: the codec chooses by itself (the fast-codec run sets it to "fast").
+    env = {name: value for name, value in os.environ.items() if name != "CASCADE_CODEC"}
     result = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-I", "-S", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)

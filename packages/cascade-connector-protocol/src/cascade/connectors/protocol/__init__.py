@@ -4,7 +4,7 @@ Zero runtime dependencies. Engines type against `Connector`; implementations liv
 ``cascade-connector-mqtt`` and ``cascade-connector-testing``.
 """
 
-from .codec import decode_payload, encode_payload
+from .codec import codec_name, decode_payload, encode_payload
 from .connector import Callback, Connector, ConnectorStats, SubscriptionHandle
 from .constraints import ConstraintBook
 from .errors import (
@@ -70,6 +70,7 @@ __all__ = [
     # codec
     "encode_payload",
     "decode_payload",
+    "codec_name",
     # topics
     "TELEMETRY_FILTER",
     "CONSTRAINTS_FILTER",

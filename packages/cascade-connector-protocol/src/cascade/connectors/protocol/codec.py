@@ -1,111 +1,49 @@
 """The JSON payload codec every connector uses: a payload is always a JSON object.
 
-The empty object and the empty (zero-byte) payload are the same thing: ``{}`` encodes to ``b""`` and
-``b""`` decodes to ``{}``; retained, it clears a topic's state.
+Two implementations with identical results (bytes, values and errors): the standard library's,
+always available, and a faster one built on msgspec, installed by
+``pip install "cascade-connector-protocol[fast]"``. The environment variable ``CASCADE_CODEC`` is
+read once, when this module is imported: unset, empty or ``auto`` picks the fast codec when msgspec
+is importable and the standard library's otherwise; ``stdlib`` or ``fast`` force one (``fast``
+without msgspec makes the import fail). `codec_name` says which one is in use.
 """
 
 from __future__ import annotations
 
-__all__ = ["encode_payload", "decode_payload"]
+__all__ = ["encode_payload", "decode_payload", "codec_name"]
 
-import json
-import math
-from collections.abc import Callable, Mapping
-from typing import Any, NoReturn
+import os
+from typing import Literal
 
-from .errors import PayloadError
+CodecName = Literal["stdlib", "fast"]
 
-_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+_ENV = "CASCADE_CODEC"
+_requested = os.environ.get(_ENV, "").strip().lower() or "auto"
+if _requested not in ("auto", "stdlib", "fast"):
+    raise ImportError(f"{_ENV}={_requested!r} is not a codec: use stdlib, fast or auto (or leave it unset)")
 
+_name: CodecName
+if _requested == "stdlib":
+    from ._codec_stdlib import decode_payload, encode_payload
 
-def _not_serializable(value: object) -> NoReturn:
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
-
-
-def _make_encode() -> Callable[[Any], str]:
-    # JSONEncoder.encode builds a fresh C encoder on every call; on the publish hot path we build it
-    # once. markers=None drops the circular-reference check: a cycle ends in RecursionError instead,
-    # which encode_payload reports as a PayloadError all the same.
-    make = getattr(json.encoder, "c_make_encoder", None)
-    basestring = getattr(json.encoder, "c_encode_basestring", None)
-    if make is None or basestring is None:  # pragma: no cover - CPython always has both
-        return _ENCODER.encode
-    encoder = make(None, _not_serializable, basestring, None, ":", ",", False, False, False)
-
-    def encode(value: Any) -> str:
-        return "".join(encoder(value, 0))
-
-    return encode
-
-
-_encode = _make_encode()
-
-
-def _reject_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _finite_float(text: str) -> float:
-    # JSON has no infinities; a literal too large for a float (1e400) would decode to inf and could
-    # never be encoded again, so it is refused like the NaN/Infinity tokens.
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"number {text[:40]!r} is out of range for a float")
-    return value
-
-
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
-_decode = _DECODER.decode
-_scan_once: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
-
-
-def _decode_fast(text: str) -> Any:
-    # The scanner alone skips decode()'s two whitespace regex passes. Anything it does not consume
-    # whole (leading or trailing whitespace, trailing garbage, errors) goes through the full decoder,
-    # which gives the same result or the same JSONDecodeError.
+    _name = "stdlib"
+else:
     try:
-        value, end = _scan_once(text, 0)
-    except (StopIteration, ValueError):
-        return _decode(text)
-    if end != len(text):
-        return _decode(text)
-    return value
+        from ._codec_fast import decode_payload, encode_payload
+    except ModuleNotFoundError as exc:
+        if exc.name != "msgspec":
+            raise
+        if _requested == "fast":
+            raise ImportError(
+                f"{_ENV}=fast needs msgspec: pip install 'cascade-connector-protocol[fast]'"
+            ) from exc
+        from ._codec_stdlib import decode_payload, encode_payload
+
+        _name = "stdlib"
+    else:
+        _name = "fast"
 
 
-def encode_payload(payload: Mapping[str, Any]) -> bytes:
-    """Encode `payload` as compact UTF-8 JSON; ``{}`` becomes ``b""``.
-
-    Raises `PayloadError` if `payload` is not a mapping or JSON cannot encode it (NaN and infinities
-    included). Cheap: one C-accelerated encode, no copies for a plain dict.
-    """
-    if type(payload) is not dict:
-        if not isinstance(payload, Mapping):
-            raise PayloadError(f"must be a mapping (a JSON object), not {type(payload).__name__}")
-        payload = dict(payload)
-    if not payload:
-        return b""
-    try:
-        return _encode(payload).encode("utf-8")
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise PayloadError(f"not JSON-encodable: {exc}") from exc
-
-
-def decode_payload(data: bytes | bytearray | memoryview) -> dict[str, Any]:
-    """Decode raw bytes into a fresh dict; ``b""`` decodes to ``{}``.
-
-    Raises `PayloadError` for invalid UTF-8, invalid JSON (NaN/Infinity included, and numbers too large
-    for a float such as ``1e400``) or JSON that is not an object.
-    """
-    if not data:
-        return {}
-    try:
-        text = bytes(data).decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise PayloadError(f"not UTF-8: {exc}") from exc
-    try:
-        value = _decode_fast(text)
-    except (ValueError, RecursionError) as exc:
-        raise PayloadError(f"not valid JSON: {exc}") from exc
-    if type(value) is not dict:
-        raise PayloadError(f"must be a JSON object, not {type(value).__name__}")
-    return value
+def codec_name() -> CodecName:
+    """The codec in use: ``"fast"`` (msgspec) or ``"stdlib"`` (the standard library's json)."""
+    return _name
