@@ -1,16 +1,18 @@
 """The distributions install and work outside the workspace, the way the install sections say.
 
-`tools/build_dists.py` (``./dev build``) builds the three sdists and wheels; a fresh virtual
-environment in a temporary folder (not the workspace, no editable installs) installs the wheels and
-runs the engine quickstart there: its pytest file over the in-memory connector, and its production
-script over MQTT against a Mosquitto this test session started; then the operator CLI. A second fresh
-environment installs from the source folders with the documented command (protocol first, so pip
-finds the sibling). Metadata: compatible sibling pins, the MIT licence file in every sdist and wheel.
+`tools/build_dists.py` (``./dev build``) builds the three sdists and wheels. The README's install
+commands run literally (``sh -e -c``, with HOME in a temporary folder so ``~/.venvs/cascade`` is a
+fresh virtual environment outside the workspace, no editable installs): the wheel command installs
+the built wheels, then the engine quickstart runs there (its pytest file over the in-memory
+connector, its production script over MQTT against a Mosquitto this test session started) and the
+operator CLI; the source commands install from the package folders (protocol first, so pip finds
+the sibling). Metadata: compatible sibling pins, the MIT licence file in every sdist and wheel.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -26,6 +28,7 @@ from cascade.connectors.mqtt.mosquitto import MosquittoServer
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ["cascade-connector-protocol", "cascade-connector-mqtt", "cascade-connector-testing"]
 LICENSE = (ROOT / "LICENSE").read_text(encoding="utf-8")
+PIP_CACHE = os.environ.get("PIP_CACHE_DIR") or str(Path.home() / ".cache" / "pip")
 
 pytestmark = pytest.mark.slow
 
@@ -43,8 +46,21 @@ def _env(**extra: str) -> dict[str, str]:
         for k, v in os.environ.items()
         if not k.startswith(("PYTEST", "HATCH", "VIRTUAL_ENV", "PYTHONPATH", "COV_"))
     }
-    env.update(PIP_DISABLE_PIP_VERSION_CHECK="1", **extra)
+    # HOME may be moved to a temporary folder: keep pip's cache where it is.
+    env.update(PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_CACHE_DIR=PIP_CACHE, **extra)
     return env
+
+
+def install_blocks() -> list[str]:
+    """The shell blocks of the README's install section, in order."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Install the packages", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"^```sh\n(.*?)^```", section, re.MULTILINE | re.DOTALL)
+
+
+def _sh(block: str, cwd: Path, home: Path) -> str:
+    """Run a README block as a user would paste it into a shell (stops at the first failing line)."""
+    return _run(["sh", "-e", "-c", block], cwd=cwd, HOME=str(home))
 
 
 def _run(args: list[str | Path], cwd: Path, timeout: float = 300, **env: str) -> str:
@@ -56,19 +72,24 @@ def _run(args: list[str | Path], cwd: Path, timeout: float = 300, **env: str) ->
     return result.stdout
 
 
-def _venv(path: Path) -> Path:
-    """A fresh virtual environment at `path` (outside the workspace); returns its bin folder."""
-    assert not path.resolve().is_relative_to(ROOT)
-    _run([sys.executable, "-m", "venv", path], cwd=path.parent)
-    return path / "bin"
-
-
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    outdir = tmp_path_factory.mktemp("dist")
+    """The built distributions, in a folder named ``dist`` as ``./dev build`` makes it."""
+    outdir = tmp_path_factory.mktemp("build") / "dist"
     _run([sys.executable, ROOT / "tools" / "build_dists.py", "--outdir", outdir], cwd=ROOT)
     yield outdir
-    shutil.rmtree(outdir, ignore_errors=True)
+    shutil.rmtree(outdir.parent, ignore_errors=True)
+
+
+def test_the_install_section_has_a_block_per_kind_of_user() -> None:
+    blocks = install_blocks()
+    assert len(blocks) == 4
+    assert sum("dist/" in block for block in blocks) == 1
+    for block in blocks:
+        assert block.startswith("python3 -m venv ~/.venvs/cascade\n")
+        if "./packages/cascade-connector-mqtt" in block:  # the sibling it needs comes first
+            protocol = block.index("./packages/cascade-connector-protocol")
+            assert protocol < block.index("./packages/cascade-connector-mqtt")
 
 
 def test_build_makes_one_sdist_and_one_wheel_per_package(dist: Path) -> None:
@@ -119,13 +140,10 @@ def test_the_wheels_run_the_engine_and_the_cli_in_a_clean_venv(
     dist: Path, tmp_path: Path, mosquitto_factory: Callable[..., MosquittoServer]
 ) -> None:
     mosquitto = mosquitto_factory()  # private: what `status` lists below is only this test's
-    bin_dir = _venv(tmp_path / "venv")
-    wheels = {p.name.split("-")[0]: p for p in dist.glob("*.whl")}
-    _run(
-        [bin_dir / "pip", "install", "-q", wheels["cascade_connector_protocol"],
-         f"{wheels['cascade_connector_mqtt']}[cli]", wheels["cascade_connector_testing"]],
-        cwd=tmp_path,
-    )
+    (wheel_block,) = [block for block in install_blocks() if "dist/" in block]
+    _sh(wheel_block, cwd=dist.parent, home=tmp_path)
+    venv = tmp_path / ".venvs" / "cascade"
+    bin_dir = venv / "bin"
     project = tmp_path / "my-engine"
     project.mkdir()
     for path in (ROOT / "docs" / "examples" / "quickstart").glob("*.py"):
@@ -133,7 +151,7 @@ def test_the_wheels_run_the_engine_and_the_cli_in_a_clean_venv(
     python = bin_dir / "python"
 
     where = _run([python, "-c", "import cascade.connectors.protocol as p; print(p.__file__)"], cwd=project)
-    assert Path(where.strip()).is_relative_to(tmp_path / "venv")
+    assert Path(where.strip()).is_relative_to(venv)
 
     # The engine over InMemoryConnector (the quickstart's test file; pytest came with the testing wheel).
     tested = _run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_my_engine.py"], cwd=project)
@@ -150,18 +168,16 @@ def test_the_wheels_run_the_engine_and_the_cli_in_a_clean_venv(
     assert "etl-worker-1" in status  # the production script's presence (retained offline)
 
 
-def test_the_documented_source_install_works_in_a_clean_venv(tmp_path: Path) -> None:
-    bin_dir = _venv(tmp_path / "venv")
-    # The command of the install sections, run from the root of the clone.
-    _run(
-        [bin_dir / "pip", "install", "-q", "./packages/cascade-connector-protocol",
-         "./packages/cascade-connector-mqtt"],
-        cwd=ROOT,
+def test_the_documented_source_installs_work_in_a_clean_venv(tmp_path: Path) -> None:
+    for block in install_blocks():
+        if "dist/" not in block:
+            _sh(block, cwd=ROOT, home=tmp_path)  # from the root of the clone, as the README says
+    bin_dir = tmp_path / ".venvs" / "cascade" / "bin"
+    code = (
+        "import cascade.connectors.mqtt as m, cascade.connectors.testing as t, rich\n"
+        "print(m.__file__, t.__file__)"
     )
-    out = _run(
-        [bin_dir / "python", "-c",
-         "import cascade.connectors.mqtt as m, cascade.connectors.protocol as p; print(m.__file__, p.__file__)"],
-        cwd=tmp_path,
-    )
-    assert all(Path(f).is_relative_to(tmp_path / "venv") for f in out.split())
+    out = _run([bin_dir / "python", "-c", code], cwd=tmp_path)
+    assert all(Path(f).is_relative_to(tmp_path / ".venvs") for f in out.split())
     assert "usage: cascade-mqtt" in _run([bin_dir / "cascade-mqtt", "--help"], cwd=tmp_path)
+    assert not list((ROOT / "packages").glob("*/build")), "the source install left build folders behind"
