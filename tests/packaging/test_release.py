@@ -51,3 +51,15 @@ def test_build_refuses_a_tag_that_is_not_the_version(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "expected version 9.9.9" in result.stderr
     assert list(tmp_path.iterdir()) == []  # nothing built
+
+
+def test_every_package_readme_install_command_is_one_the_readme_runs() -> None:
+    """The package READMEs repeat the root README's install commands (which the packaging test runs)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8").replace("~/.venvs/cascade/bin/pip", "pip")
+    for package in PACKAGES:
+        text = (ROOT / "packages" / package / "README.md").read_text(encoding="utf-8")
+        commands = re.findall(r"^```sh\n(.*?)^```", text.split("## Install", 1)[1], re.MULTILINE | re.DOTALL)
+        assert commands, f"{package}/README.md has no install command"
+        for command in commands:
+            for line in command.strip().splitlines():
+                assert line in readme, f"{package}: {line!r} is not (part of) a tested README command"
