@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -105,3 +106,4 @@ def test_the_readme_commands_set_up_everything_with_an_externally_managed_python
     assert second.returncode == 0, output[-4000:]
     assert FIRST_RUN not in output
     assert re.search(r"\b\d+ tests? collected\b", output), output[-2000:]
+    shutil.rmtree(tmp_path / "hatch-data")  # a whole development environment: do not keep it around
