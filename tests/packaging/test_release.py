@@ -63,3 +63,14 @@ def test_every_package_readme_install_command_is_one_the_readme_runs() -> None:
         for command in commands:
             for line in command.strip().splitlines():
                 assert line in readme, f"{package}: {line!r} is not (part of) a tested README command"
+
+
+def test_the_engine_quickstart_install_commands_are_the_readme_ones() -> None:
+    """The quickstart repeats the README's install blocks word for word (the packaging test runs those)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    page = (ROOT / "docs" / "engine-quickstart.md").read_text(encoding="utf-8")
+    section = page.split("## Install", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"^```sh\n.*?^```\n", section, re.MULTILINE | re.DOTALL)
+    assert len(blocks) == 2
+    for block in blocks:
+        assert block in readme

@@ -32,6 +32,8 @@ from cascade.connectors.protocol import (
     decode_telemetry,
     telemetry_topic,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 
 class RecordingConnector:
@@ -213,3 +215,24 @@ def test_decode_telemetry_refuses_an_invalid_payload() -> None:
     with pytest.raises(SchemaError) as info:
         decode_telemetry(TOPIC, {"v": "1.0", "ts": "2025-01-01T00:00:00Z", "source": "w"})
     assert info.value.field == "run_id"
+
+
+ids = st.text(alphabet=st.sampled_from("abcXYZ019-_.é日"), min_size=1, max_size=12)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(org_id=ids, project_id=ids, run_id=ids, other=ids)
+def test_what_run_telemetry_sends_always_matches_its_topic_and_no_other(
+    org_id: str, project_id: str, run_id: str, other: str
+) -> None:
+    telemetry = RunTelemetry(
+        RecordingConnector(), org_id=org_id, project_id=project_id, run_id=run_id, source="w"
+    )
+    message = telemetry.message(LifecycleEvent(LifecycleEventType.ENGINE_STARTED))
+    assert decode_telemetry(telemetry.topic, message.to_dict()) == message
+    assert telemetry.topic == telemetry_topic(org_id, project_id, run_id)
+    if other != project_id:
+        elsewhere = telemetry_topic(org_id, other, run_id)
+        with pytest.raises(SchemaError) as info:
+            check_header_matches_topic(elsewhere, message)
+        assert info.value.field == "project_id"
