@@ -1,81 +1,23 @@
-"""docs/engine-quickstart.md and docs/mqtt.md are real.
+"""docs/mqtt.md is real.
 
-Every ```python block in those pages follows a ``<!-- snippet: PATH#REGION -->`` marker and equals that
+Every ```python block on that page follows a ``<!-- snippet: PATH#REGION -->`` marker and equals that
 region of this file (``# --8<-- [start:REGION]`` / ``[end:REGION]``), and the tests below run every
-region: the engine against the in-memory fake and against a real Mosquitto.
+region against a real Mosquitto. (docs/engine-quickstart.md is checked by test_docs_engine.py.)
 """
 
 from __future__ import annotations
 
-import os
 import re
 import ssl
 import textwrap
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from cascade.connectors.mqtt.mosquitto import MosquittoServer, TlsFiles
 
-# --8<-- [start:engine]
-from cascade.connectors.protocol import (
-    CONSTRAINTS_FILTER,
-    Connector,
-    ConstraintBook,
-    LifecycleEvent,
-    LifecycleEventType,
-    TaskState,
-    TaskStateEvent,
-    TelemetryBody,
-    TelemetryHeader,
-    TelemetryMessage,
-    telemetry_topic,
-)
-
-
-async def run_engine(connector: Connector, run_id: str, source: str, tasks: list[str]) -> list[str]:
-    """Run `tasks` in order, skipping paused ones; return the names that ran."""
-    book = ConstraintBook()
-    topic = telemetry_topic("local", "default", run_id)
-
-    async def emit(body: TelemetryBody) -> None:
-        message = TelemetryMessage(TelemetryHeader(run_id=run_id, source=source), body)
-        await connector.publish(topic, message.to_dict())  # qos=0: queued, returns at once
-
-    await connector.connect()
-    try:
-        # Returns only after every retained constraint was handed to the book: a pause that is
-        # already in force is known before the first task starts.
-        await connector.subscribe(CONSTRAINTS_FILTER, book.on_message)
-        await emit(LifecycleEvent(LifecycleEventType.ENGINE_STARTED))
-        ran = []
-        for number, name in enumerate(tasks):
-            task_id = f"{run_id}-{number}"
-            if book.is_paused(name):
-                await emit(TaskStateEvent(task_id, name, TaskState.SKIPPED))
-                continue
-            await emit(TaskStateEvent(task_id, name, TaskState.RUNNING))
-            ran.append(name)  # ... the real work ...
-            await emit(TaskStateEvent(task_id, name, TaskState.COMPLETED, duration_ms=1.5))
-        await emit(LifecycleEvent(LifecycleEventType.ENGINE_STOPPED))
-        return ran
-    finally:
-        await connector.disconnect()  # sends what is still queued: ENGINE_STOPPED is not lost
-
-
-# --8<-- [end:engine]
-
-from cascade.connectors.protocol import (  # noqa: E402 - the snippet above owns the first import block
-    TELEMETRY_FILTER,
-    Constraint,
-    ConstraintType,
-    constraint_topic,
-)
-from cascade.connectors.testing import InMemoryBroker, InMemoryConnector, Recorder  # noqa: E402
-
 ROOT = Path(__file__).resolve().parents[2]
-PAGES = ["docs/engine-quickstart.md", "docs/mqtt.md"]
+PAGES = ["docs/mqtt.md"]
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 MARKER = re.compile(r"<!-- snippet: (?P<path>[^#\s]+)#(?P<region>[\w-]+) -->\n$")
 
@@ -101,71 +43,6 @@ def test_every_python_block_is_a_tested_snippet(page: str) -> None:
         assert marker is not None, f"{page}:{line}: python block without a '<!-- snippet: ... -->' marker"
         expected = region(ROOT / marker["path"], marker["region"])
         assert match.group(2) == expected, f"{page}:{line} differs from {marker['path']}#{marker['region']}"
-
-
-def pause(scope: str) -> Constraint:
-    return Constraint(id=uuid.uuid4().hex, scope=scope, type=ConstraintType.PAUSE)
-
-
-# --8<-- [start:memory-test]
-@pytest.mark.asyncio
-async def test_the_engine_skips_paused_tasks() -> None:
-    broker = InMemoryBroker()
-    operator = InMemoryConnector(broker)
-    watcher = InMemoryConnector(broker)
-    events = Recorder()
-    async with operator, watcher:
-        await watcher.subscribe(TELEMETRY_FILTER, events)
-        # A pause already in force (retained) before the engine starts.
-        pause = Constraint(id="c1", scope="task:load", type=ConstraintType.PAUSE)
-        await operator.publish(constraint_topic("task:load"), pause.to_dict(), qos=1, retain=True)
-
-        ran = await run_engine(InMemoryConnector(broker), "run-1", "worker-1", ["extract", "load"])
-
-        assert ran == ["extract"]
-        await broker.settle()
-        bodies = [TelemetryMessage.from_dict(payload).body for payload in events.payloads]
-        assert bodies[-2] == TaskStateEvent("run-1-1", "load", TaskState.SKIPPED)
-        assert bodies[-1] == LifecycleEvent(LifecycleEventType.ENGINE_STOPPED)
-    await broker.close()
-
-
-# --8<-- [end:memory-test]
-
-
-@pytest.mark.asyncio
-@pytest.mark.mosquitto
-async def test_the_production_snippet_runs_against_mosquitto(
-    mosquitto_factory: Callable[..., MosquittoServer], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    server = mosquitto_factory()
-    monkeypatch.setenv("CASCADE_MQTT_URL", server.url)
-    # --8<-- [start:production]
-    from cascade.connectors.mqtt import MqttConnector
-
-    url = os.environ.get("CASCADE_MQTT_URL", "mqtt://localhost:1883")
-    connector = MqttConnector.from_url(url, source="etl-worker-1")
-    ran = await run_engine(connector, "run-42", connector.source, ["extract", "transform", "load"])
-    # --8<-- [end:production]
-    assert ran == ["extract", "transform", "load"]
-    assert connector.stats.published == 8
-    assert connector.stats.dropped == 0
-
-
-@pytest.mark.asyncio
-@pytest.mark.mosquitto
-async def test_the_engine_obeys_a_retained_pause_over_mqtt(mosquitto: MosquittoServer) -> None:
-    from cascade.connectors.mqtt import MqttConnector
-
-    scope = f"task:load-{uuid.uuid4().hex[:8]}"
-    name = scope.split(":", 1)[1]
-    async with MqttConnector.from_url(mosquitto.url) as operator:
-        await operator.publish(constraint_topic(scope), pause(scope).to_dict(), qos=1, retain=True)
-        try:
-            ran = await run_engine(MqttConnector.from_url(mosquitto.url), "run-7", "w", ["extract", name])
-            assert ran == ["extract"]
-        finally:
-            await operator.publish(constraint_topic(scope), {}, qos=1, retain=True)  # resume (clean up)
 
 
 @pytest.mark.asyncio

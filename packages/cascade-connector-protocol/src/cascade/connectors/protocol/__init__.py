@@ -4,6 +4,7 @@ Zero runtime dependencies. Engines type against `Connector`; implementations liv
 ``cascade-connector-mqtt`` and ``cascade-connector-testing``.
 """
 
+from .admission import Admission, AdmissionVerdict, RunningTask
 from .codec import codec_name, decode_payload, encode_payload
 from .connector import Callback, Connector, ConnectorStats, SubscriptionHandle
 from .constraints import ConstraintBook
@@ -36,6 +37,7 @@ from .schemas import (
     parse_rate,
     utc_now_iso,
 )
+from .telemetry import RunTelemetry, check_header_matches_topic, decode_telemetry
 from .topics import (
     CONSTRAINTS_FILTER,
     MAX_TOPIC_BYTES,
@@ -101,8 +103,15 @@ __all__ = [
     "TelemetryMessage",
     "Constraint",
     "StatusMessage",
-    # constraint semantics
+    # constraint semantics and admission
     "ConstraintBook",
+    "Admission",
+    "AdmissionVerdict",
+    "RunningTask",
+    # the engine's telemetry
+    "RunTelemetry",
+    "check_header_matches_topic",
+    "decode_telemetry",
     "parse_rate",
     "utc_now_iso",
 ]

@@ -20,6 +20,12 @@ Semantics:
 - **Expiry.** A constraint with ``expires_at`` (Unix seconds) stops applying when
   ``clock() >= expires_at``; expired constraints are ignored and purged lazily. `next_expiry` tells an
   engine when to look again.
+- **Admission.** `admit` answers "may this task start now?" from the constraints in force and the
+  tasks the engine said are running (`started` / `finished`): not if a covering scope is paused, nor
+  if a covering concurrency limit is reached by the running tasks inside its scope, nor if a covering
+  rate limit of r starts per second saw a start inside its scope less than 1/r seconds ago (an even
+  spacing, no bursts). Starts and running tasks are counted in every covering scope whether or not
+  a constraint is in force there yet, so a limit that arrives later sees what already runs.
 
 The book is plain synchronous state (no locks, no I/O): use it from one thread or event loop.
 """
@@ -32,6 +38,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
+from .admission import Admission, AdmissionVerdict, RunningTask
 from .errors import SchemaError
 from .schemas import Constraint, ConstraintType, parse_rate
 from .topics import scope_from_topic, validate_scope
@@ -45,11 +52,14 @@ class ConstraintBook:
     `clock` returns the current Unix time in seconds (inject a fake one in tests).
     """
 
-    __slots__ = ("_by_scope", "_clock")
+    __slots__ = ("_by_scope", "_clock", "_inside", "_last_start", "_running")
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._by_scope: dict[str, Constraint] = {}
+        self._running: set[RunningTask] = set()
+        self._inside: dict[str, int] = {}  # scope -> running tasks inside it
+        self._last_start: dict[str, float] = {}  # scope -> clock() at the latest start inside it
 
     def __repr__(self) -> str:
         return f"ConstraintBook({len(self)} in force)"
@@ -207,6 +217,98 @@ class ConstraintBook:
         rates = self.rate_limits(task, project, extra_scopes)
         return min(rates.values()) if rates else None
 
+    # -- admission: may a task start now? -----------------------------------------------------------
+
+    def admit(self, task: str, project: str | None = None, extra_scopes: Iterable[str] = ()) -> Admission:
+        """Whether `task` (of `project`) may start now, given the constraints in force and the
+        tasks running (see `started`); never blocks, changes nothing.
+
+        Checks pauses, then concurrency limits, then rate limits, and reports the first kind that
+        holds the task back, with every covering scope of that kind that does (`Admission.scopes`).
+        """
+        now = self._clock()
+        applicable = self.applicable(task, project, extra_scopes)
+        paused = [c for c in applicable if c.type is ConstraintType.PAUSE]
+        if paused:
+            return Admission(
+                AdmissionVerdict.PAUSED,
+                tuple(c.scope for c in paused),
+                _until_all_expire(paused, now),
+                "paused by " + ", ".join(c.scope for c in paused),
+            )
+        full = [
+            c
+            for c in applicable
+            if c.type is ConstraintType.CONCURRENCY and self._inside.get(c.scope, 0) >= c.params["limit"]
+        ]
+        if full:
+            return Admission(
+                AdmissionVerdict.CONCURRENCY,
+                tuple(c.scope for c in full),
+                _until_all_expire(full, now),
+                "; ".join(
+                    f"{c.scope} has {self._inside.get(c.scope, 0)} running, its limit is {c.params['limit']}"
+                    for c in full
+                ),
+            )
+        waits: dict[str, float] = {}
+        for c in applicable:
+            last = self._last_start.get(c.scope)
+            if c.type is not ConstraintType.RATE_LIMIT or last is None:
+                continue
+            due = last + 1.0 / parse_rate(c.params["rate"])
+            if now < due:
+                waits[c.scope] = due - now if c.expires_at is None else min(due, c.expires_at) - now
+        if waits:
+            wait = max(waits.values())
+            return Admission(
+                AdmissionVerdict.RATE_LIMITED,
+                tuple(waits),
+                wait,
+                "rate limit of " + ", ".join(waits) + f" allows the next start in {wait:.2f} s",
+            )
+        return Admission(AdmissionVerdict.ADMITTED)
+
+    def started(self, task: str, project: str | None = None, extra_scopes: Iterable[str] = ()) -> RunningTask:
+        """Record that `task` (of `project`) started now; it counts as running in every covering
+        scope until `finished` is called with the returned `RunningTask`.
+
+        Call it right after `admit` said yes (the book does not refuse a start it would not admit).
+        """
+        scopes = tuple(self.covering_scopes(task, project, extra_scopes))
+        running = RunningTask(task, project, scopes, self._clock())
+        self._running.add(running)
+        for scope in scopes:
+            self._inside[scope] = self._inside.get(scope, 0) + 1
+            self._last_start[scope] = running.started_at
+        return running
+
+    def finished(self, running: RunningTask) -> bool:
+        """Release a task recorded by `started`; return whether it was still running here.
+
+        Calling it twice, or with a `RunningTask` of another book, is harmless and returns False.
+        """
+        if running not in self._running:
+            return False
+        self._running.remove(running)
+        for scope in running.scopes:
+            left = self._inside[scope] - 1
+            if left:
+                self._inside[scope] = left
+            else:
+                del self._inside[scope]
+        return True
+
+    def running(self, scope: str | None = None) -> int:
+        """The number of tasks running (started, not finished) inside `scope`, or in all if None.
+
+        Raises `TopicError` if `scope` is not a valid scope.
+        """
+        if scope is None:
+            return len(self._running)
+        validate_scope(scope)
+        return self._inside.get(scope, 0)
+
     # -- internals -----------------------------------------------------------------------------------
 
     def _live(self, scope: str, now: float) -> Constraint | None:
@@ -221,3 +323,11 @@ class ConstraintBook:
 
 def _scope_key(constraint: Constraint) -> str:
     return constraint.scope
+
+
+def _until_all_expire(constraints: list[Constraint], now: float) -> float | None:
+    """Seconds until every one of `constraints` has expired, or None if one never expires."""
+    ends = [c.expires_at for c in constraints]
+    if any(end is None for end in ends):
+        return None
+    return max(0.0, max(end for end in ends if end is not None) - now)
