@@ -120,14 +120,14 @@ class HostileBroker:
         self._subs.append((topic_filter, sids[0] if sids else 0, writer))
 
     def _route(self, header: int, body: bytes, writer: asyncio.StreamWriter) -> None:
-        msg = _wire.parse_publish(header, body)
-        if msg.qos == 1:
-            writer.write(b"\x40\x02" + msg.mid.to_bytes(2, "big"))
-        assert msg.topic is not None
+        qos, mid, _retain, topic, _problem, _sids, payload = _wire.parse_publish(header, body)
+        if qos == 1:
+            writer.write(b"\x40\x02" + mid.to_bytes(2, "big"))
+        assert topic is not None
         for topic_filter, sid, target in self._subs:
-            if topic_matches(topic_filter, msg.topic):
+            if topic_matches(topic_filter, topic):
                 sids = (sid,) if sid else ()
-                target.write(_publish(msg.topic.encode(), msg.payload, sids=sids))
+                target.write(_publish(topic.encode(), payload, sids=sids))
 
 
 async def _read_packet(reader: asyncio.StreamReader) -> tuple[int, bytes]:
@@ -348,6 +348,9 @@ async def test_mosquitto_limits_are_exchanged_both_ways(
         link = connector._link
         assert link is not None
         assert link.max_packet_size == 3_000_000
+        assert link.fits("big/x", b"y" * (3_000_000 - 13), 0)
+        assert not link.fits("big/x", b"y" * (3_000_000 - 12), 0)
+        assert not link.fits("big/x", b"y" * (3_000_000 - 13), 1)
         await connector.subscribe("big/#", on_message)
         big = tmp_path / "big.json"
         big.write_bytes(b'{"x": "' + b"y" * (2 * DEFAULT_MAX_INBOUND_PACKET_SIZE) + b'"}')

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 from cascade.connectors.mqtt import _wire
-from cascade.connectors.mqtt._reasons import reason_text
+from cascade.connectors.mqtt._reasons import disconnect_text, reason_text
 from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.reasoncodes import ReasonCode
 
 
 def _publish_body(topic: bytes, payload: bytes = b"{}", *, qos: int = 0, props: bytes = b"") -> bytes:
@@ -17,14 +18,18 @@ def _publish_body(topic: bytes, payload: bytes = b"{}", *, qos: int = 0, props: 
 
 
 def test_a_plain_publish_is_parsed() -> None:
-    msg = _wire.parse_publish(0x31, _publish_body(b"a/b", b'{"x":1}'))
-    assert (msg.topic, msg.problem, msg.retain, msg.qos, msg.payload) == ("a/b", None, True, 0, b'{"x":1}')
+    qos, _mid, retain, topic, problem, _sids, payload = _wire.parse_publish(
+        0x31, _publish_body(b"a/b", b'{"x":1}')
+    )
+    assert (topic, problem, retain, qos, payload) == ("a/b", None, True, 0, b'{"x":1}')
 
 
 def test_qos1_publish_has_its_packet_id_and_subscription_ids() -> None:
     props = b"\x0b\x05\x0b\x81\x01"  # subscription identifiers 5 and 129
-    msg = _wire.parse_publish(0x32, _publish_body(b"t", qos=1, props=props))
-    assert (msg.mid, msg.sids, msg.payload) == (7, [5, 129], b"{}")
+    _qos, mid, _retain, _topic, _problem, sids, payload = _wire.parse_publish(
+        0x32, _publish_body(b"t", qos=1, props=props)
+    )
+    assert (mid, sids, payload) == (7, [5, 129], b"{}")
 
 
 @pytest.mark.parametrize(
@@ -56,10 +61,9 @@ def test_a_malformed_publish_is_refused(header: int, body: bytes, why: str) -> N
     ],
 )
 def test_an_unacceptable_inbound_topic_is_named(topic: bytes, why: str) -> None:
-    msg = _wire.parse_publish(0x30, _publish_body(topic))
-    assert msg.topic is None or msg.problem is not None
-    assert msg.problem is not None
-    assert why in msg.problem
+    _qos, _mid, _retain, _topic, problem, _sids, _payload = _wire.parse_publish(0x30, _publish_body(topic))
+    assert problem is not None
+    assert why in problem
 
 
 def test_the_framer_follows_packets_across_chunks() -> None:
@@ -99,3 +103,19 @@ def test_reason_codes_are_named_for_every_packet_type() -> None:
     assert reason_text(0x00, PacketTypes.DISCONNECT) == "Normal disconnection (0x00)"
     assert reason_text(0x95) == "Packet too large (0x95)"
     assert reason_text(0xFE) == "reason code 0xFE"
+
+
+def test_a_disconnect_is_explained() -> None:
+    def code(name: str) -> ReasonCode:
+        return ReasonCode(PacketTypes.DISCONNECT, name)
+
+    assert (
+        disconnect_text(code("Server shutting down"), "bye", True, False, 60)
+        == "the broker sent DISCONNECT: Server shutting down (0x8B) (bye)"
+    )
+    assert disconnect_text(code("Keep alive timeout"), None, False, False, 60).startswith("keepalive timeout")
+    assert disconnect_text(code("Unspecified error"), None, False, True, 60) == "closed by us"
+    assert (
+        disconnect_text(code("Unspecified error"), None, False, False, 60)
+        == "connection lost (Unspecified error)"
+    )

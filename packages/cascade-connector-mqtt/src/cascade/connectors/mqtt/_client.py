@@ -49,7 +49,7 @@ from . import _hooks, _wire
 from ._connect_errors import connect_error
 from ._drivers import make_driver
 from ._link_types import DEFAULT_MAX_INBOUND_PACKET_SIZE, LinkOwner, LinkSettings, Sent
-from ._reasons import reason_text
+from ._reasons import disconnect_text, reason_text
 from ._socket import BufferedSocket
 
 _log = logging.getLogger("cascade.connectors.mqtt")
@@ -136,6 +136,8 @@ class Link:
 
     def _started(self) -> None:
         if self.private_api:
+            # Framing starts here, right after the CONNACK, at a packet boundary: with a clean start a
+            # broker sends nothing unasked before our first SUBSCRIBE or PUBLISH.
             _hooks.wrap_socket(
                 self._paho,
                 lambda sock: BufferedSocket(sock, self),
@@ -163,16 +165,8 @@ class Link:
         self._mark_lost()
 
     def _on_disconnect(self, reason: ReasonCode, properties: Properties | None, from_server: bool) -> None:
-        if from_server:
-            text = f"the broker sent DISCONNECT: {reason_text(reason.value, PacketTypes.DISCONNECT)}"
-            detail = getattr(properties, "ReasonString", None) if properties is not None else None
-            self.note_loss(f"{text} ({detail})" if detail else text)
-        elif reason.getName() == "Keep alive timeout":
-            self.note_loss(f"keepalive timeout (no PINGRESP within {self._settings.keepalive} s)")
-        elif self.closing:
-            self.note_loss("closed by us")
-        else:
-            self.note_loss(f"connection lost ({reason.getName()})")
+        detail = getattr(properties, "ReasonString", None) if properties is not None else None
+        self.note_loss(disconnect_text(reason, detail, from_server, self.closing, self._settings.keepalive))
 
     def note_loss(self, reason: str) -> None:
         """Record why the connection ends (the first reason recorded wins)."""
@@ -296,6 +290,17 @@ class Link:
             last = info
         return last
 
+    def fits(self, topic: str, payload: bytes, qos: int) -> bool:
+        """Whether a PUBLISH of `payload` to `topic` at `qos` is within the broker's Maximum Packet
+        Size (always True when the broker announced none). A broker disconnects a client that sends
+        more, so what does not fit must never be handed to `send_qos0`/`publish_qos1`.
+        """
+        limit = self.max_packet_size
+        if limit is None:
+            return True
+        size = _wire.qos1_packet_size(topic, payload) if qos else _wire.qos0_packet_size(topic, payload)
+        return size <= limit
+
     def publish_qos1(self, topic: str, payload: bytes, retain: bool) -> int | None:
         """Hand a QoS 1 PUBLISH to paho; return its message id (its PUBACK comes through the owner's
         ``_link_published``), or None if the connection is gone. Never blocks.
@@ -396,18 +401,18 @@ class Link:
         client = self._paho
         header, data = _hooks.in_packet(client)
         try:
-            msg = _wire.parse_publish(header, data)
+            qos, mid, retain, topic, problem, sids, payload = _wire.parse_publish(header, data)
         except _wire.MalformedPacket as exc:
             self.refuse(_wire.DISCONNECT_MALFORMED, f"malformed packet from the broker ({exc})")
             return MQTTErrorCode.MQTT_ERR_PROTOCOL
-        if msg.qos == 2:
+        if qos == 2:
             return _hooks.paho_handle_publish(client)  # never subscribed at QoS 2: paho's own flow
-        if msg.topic is None or msg.problem is not None:
-            self._drop(msg.problem or "its topic is unacceptable")
+        if topic is None or problem is not None:
+            self._drop(problem or "its topic is unacceptable")
         else:
-            self._deliver(msg.topic, msg.payload, msg.retain, msg.sids)
-        if msg.qos == 1:
-            return _hooks.send_puback(client, msg.mid)
+            self._deliver(topic, payload, retain, sids)
+        if qos == 1:
+            return _hooks.send_puback(client, mid)
         return MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def _published(self, mid: int, reason_code: ReasonCode) -> None:

@@ -17,7 +17,7 @@ from ._hooks import ClosedBeforeConnack, ConnackTimeout
 from ._reasons import reason_text
 
 if TYPE_CHECKING:
-    from ._client import LinkSettings
+    from ._link_types import LinkSettings
 
 # CONNACK reason codes meaning "who you are is not accepted": MQTT 3.1.1 (4 bad user name or password,
 # 5 not authorised) and MQTT 5 (0x86 bad user name or password, 0x87 not authorized, 0x8C bad

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["reason_text"]
+__all__ = ["disconnect_text", "reason_text"]
 
 from typing import Final
 
@@ -43,3 +43,20 @@ def reason_text(code: int, packet_type: int | None = None) -> str:
         if name is not None:
             return f"{name} (0x{code:02X})"
     return f"reason code 0x{code:02X}"
+
+
+def disconnect_text(
+    reason: ReasonCode, reason_string: str | None, from_server: bool, closing: bool, keepalive: int
+) -> str:
+    """Why a connection ended, from paho's on_disconnect: the broker's DISCONNECT reason by name (and
+    its reason string), a keepalive timeout, our own close, or paho's generic loss.
+    """
+    if from_server:
+        text = f"the broker sent DISCONNECT: {reason_text(reason.value, PacketTypes.DISCONNECT)}"
+        return f"{text} ({reason_string})" if reason_string else text
+    name = reason.getName()
+    if name == "Keep alive timeout":
+        return f"keepalive timeout (no PINGRESP within {keepalive} s)"
+    if closing:
+        return "closed by us"
+    return f"connection lost ({name})"
