@@ -318,11 +318,12 @@ async def test_a_trickle_after_a_big_header_is_caught_by_keepalive(
     assert lost_at[0] - started[0] <= 1.5 * keepalive, lost_at[0] - started[0]
 
 
+@pytest.mark.parametrize("packet", [b"\xe0\x01\x8e", b"\xe0\x02\x8e\x00"], ids=["bare", "no-properties"])
 @pytest.mark.asyncio
 async def test_a_server_disconnect_is_reported_by_reason_name(
-    hostile: Callable[[dict[int, Attack]], Awaitable[HostileBroker]],
+    hostile: Callable[[dict[int, Attack]], Awaitable[HostileBroker]], packet: bytes
 ) -> None:
-    broker = await hostile({0: _send(b"\xe0\x01\x8e")})  # DISCONNECT "Session taken over"
+    broker = await hostile({0: _send(packet)})  # DISCONNECT "Session taken over"
     async with MqttConnector("127.0.0.1", broker.port, **FAST) as connector:
         link = connector._link
         assert link is not None

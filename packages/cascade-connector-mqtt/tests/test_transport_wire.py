@@ -119,3 +119,13 @@ def test_a_disconnect_is_explained() -> None:
         disconnect_text(code("Unspecified error"), None, False, False, 60)
         == "connection lost (Unspecified error)"
     )
+
+
+@pytest.mark.parametrize(
+    "chunks", [[b"\xd0\x00\xe0\x02\x8b\x00"], [b"\xe0", b"\x01", b"\x8b"], [b"\xd0\x00\xe0\x01\x8b"]]
+)
+def test_the_framer_keeps_the_reason_code_of_a_disconnect(chunks: list[bytes]) -> None:
+    framer = _wire.Framer(1 << 20)
+    for chunk in chunks:
+        framer.feed(chunk)
+    assert framer.disconnect_code == 0x8B

@@ -166,6 +166,9 @@ class Link:
 
     def _on_disconnect(self, reason: ReasonCode, properties: Properties | None, from_server: bool) -> None:
         detail = getattr(properties, "ReasonString", None) if properties is not None else None
+        code = self._framer.disconnect_code
+        if from_server and code is not None and code != reason.value:
+            reason = ReasonCode(PacketTypes.DISCONNECT, identifier=code)
         self.note_loss(disconnect_text(reason, detail, from_server, self.closing, self._settings.keepalive))
 
     def note_loss(self, reason: str) -> None:

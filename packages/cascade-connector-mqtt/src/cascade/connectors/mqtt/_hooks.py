@@ -23,6 +23,7 @@ __all__ = [
     "in_packet",
     "install_publish_handler",
     "missing_hooks",
+    "paho_handle_publish",
     "private_api_enabled",
     "queue_raw",
     "send_pingreq",
@@ -178,7 +179,7 @@ def private_api_enabled() -> bool:
                 "aiomqtt %s / paho-mqtt %s lack private hooks this connector uses (%s): using paho's "
                 "public API instead (slower, nothing lost)",
                 getattr(aiomqtt, "__version__", "?"),
-                getattr(paho, "__version__", "?") if hasattr(paho, "__version__") else _paho_version(),
+                _paho_version(),
                 "; ".join(_MISSING),
             )
         return False

@@ -219,14 +219,25 @@ class Framer:
     Refuses (raises) before any of a packet's body is buffered when its announced size is over
     `max_packet_size`, or when its remaining length is not a valid variable byte integer; records
     when the last complete packet arrived (`last_packet`, monotonic seconds), which the keepalive
-    watchdog uses: bytes trickling in do not count as life.
+    watchdog uses: bytes trickling in do not count as life; and the reason code of a DISCONNECT from
+    the broker (`disconnect_code`; paho 2.1 reads it only when properties follow).
     """
 
-    __slots__ = ("_header", "_length", "_mult", "_remaining", "_state", "last_packet", "max_packet_size")
+    __slots__ = (
+        "_header",
+        "_length",
+        "_mult",
+        "_remaining",
+        "_state",
+        "disconnect_code",
+        "last_packet",
+        "max_packet_size",
+    )
 
     def __init__(self, max_packet_size: int) -> None:
         self.max_packet_size = max_packet_size
         self.last_packet = time.monotonic()
+        self.disconnect_code: int | None = None
         self._state = 0  # 0: expecting a fixed header byte; 1: in the remaining length; 2: in the body
         self._header = 0
         self._length = 0
@@ -262,6 +273,8 @@ class Framer:
             total = start - pos + length
             if total > limit:
                 raise PacketTooLarge(f"the broker announced a {total}-byte packet; our limit is {limit}")
+            if header == 0xE0 and length and start < size:
+                self.disconnect_code = data[start]
             pos = start + length
             if pos > size:  # its body goes on in the next chunk
                 self._state, self._remaining = 2, pos - size
@@ -280,6 +293,8 @@ class Framer:
         while pos < size:
             state = self._state
             if state == 2:
+                if self._header == 0xE0 and self._remaining == self._length:
+                    self.disconnect_code = data[pos]
                 take = min(self._remaining, size - pos)
                 pos += take
                 self._remaining -= take
