@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol, Self
 
@@ -36,7 +37,19 @@ from tests.brokers._paho import ProbeClient
 from tests.brokers._paho import Protocol as MqttProtocol
 from tests.brokers.servers._base import RunningBroker
 
-__all__ = ["BrokerHarness", "ControllableBroker", "addresses", "harness_for"]
+__all__ = ["BrokerHarness", "ControllableBroker", "Deviation", "addresses", "harness_for"]
+
+
+@dataclass(frozen=True, slots=True)
+class Deviation:
+    """A contract test a matrix cell is known not to pass, and why (for ``known_deviations``).
+
+    `race`: the failure depends on timing, so a pass is tolerated (xfail, not strict); otherwise a pass
+    fails the run, so a fixed deviation cannot stay declared.
+    """
+
+    reason: str
+    race: bool = False
 
 
 class ControllableBroker(RunningBroker, Protocol):

@@ -142,12 +142,13 @@ def contract_table() -> str:
         passed = sum(1 for outcome in tests.values() if outcome == "passed")
         cells = [_verdict([tests[t] for t in names if t in tests]) for _, names in groups]
         rows.append([broker, protocol, f"{passed} of {len(tests)}", *cells])
+        by_reason: dict[str, list[str]] = {}
         for test, outcome in sorted(tests.items()):
             if outcome != "passed":
                 reason = run.get("deviations", {}).get(test, "")
-                notes.append(
-                    f"- {broker} (MQTT {protocol}): `{test}`: {outcome}{': ' + reason if reason else ''}"
-                )
+                by_reason.setdefault(f"{outcome}{': ' + reason if reason else ''}", []).append(f"`{test}`")
+        for reason, names in by_reason.items():
+            notes.append(f"- {broker} (MQTT {protocol}), {reason}: {', '.join(names)}")
     legend = ", ".join(f"{title}" for title, _ in groups)
     lines = ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(

@@ -9,7 +9,9 @@ By hand: see docs/brokers.md.
 
 from __future__ import annotations
 
+import random
 import secrets
+import socket
 import subprocess
 from pathlib import Path
 
@@ -30,6 +32,25 @@ def rabbitmq_version() -> str:
     return "unknown"
 
 
+def _free_dist_port() -> int:
+    """A free port for Erlang distribution whose CLI range (port + 10000 ... + 10010) also fits.
+
+    rabbitmqctl listens on the node's distribution port + 10000 to 10010 while it runs, so a port from
+    the OS's ephemeral range (up to 60999) could put that range past 65535; pick from 20000-29999.
+    """
+    for _attempt in range(200):
+        port = random.randint(20000, 29999)
+        if port == 25672:  # RabbitMQ's default distribution port: never used here
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise BrokerStartError("no free port between 20000 and 29999 for Erlang distribution")
+
+
 class RabbitMQServer(BrokerServer):
     """One RabbitMQ node on 127.0.0.1 with MQTT on `port`.
 
@@ -47,7 +68,7 @@ class RabbitMQServer(BrokerServer):
         self.runtime = runtime if runtime is not None else ErlangRuntime(self.directory)
         self.node = node or f"cascade-{secrets.token_hex(4)}@localhost"
         self.amqp_port = free_port()
-        self.dist_port = free_port()
+        self.dist_port = _free_dist_port()
         self.config_path = self.directory / "rabbitmq.conf"
         self.config_path.write_text(
             "\n".join(
