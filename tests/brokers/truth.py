@@ -1,7 +1,7 @@
 """The plain-client truth table: what one broker really does, measured with paho-mqtt alone.
 
-`measure_broker(server)` returns the facts as JSON-ready data (the schema is in docs/brokers.md and
-`results/README.md`): how each protocol's CONNECT is answered, then per accepted protocol the facts the
+`measure_broker(server)` returns the facts as JSON-ready data (the schema: docs/brokers.md, "The
+results data"): how each protocol's CONNECT is answered, then per accepted protocol the facts the
 connector depends on. Absences ("no retained message to a wildcard") are measured after a barrier and a
 bounded wait (`ABSENCE_WAIT`), never assumed.
 """

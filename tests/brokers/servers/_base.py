@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -21,7 +22,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Protocol, Self
 
-from cascade.connectors.mqtt.mosquitto import free_port
 from cascade.connectors.protocol import ConnectorError
 
 __all__ = [
@@ -36,6 +36,32 @@ __all__ = [
 
 
 _SEARCH = ("/usr/lib/erlang/bin", "/usr/sbin", "/usr/bin", "/usr/local/bin")
+
+# Default ports of the brokers and tools of the matrix (MQTT, AMQP, epmd, Erlang distribution, XMPP,
+# management, STOMP): never handed out, so nothing here ever looks like a system service.
+_DEFAULT_PORTS = frozenset(
+    {1883, 8883, 5671, 5672, 4369, 25672, 5222, 5223, 5269, 5280, 5443, 15672, 15674, 15675, 15692, 61613}
+)
+
+
+def free_port(low: int = 10000, high: int = 19999) -> int:
+    """A loopback TCP port in [`low`, `high`] that is free right now (never a broker's default port).
+
+    Below Linux's ephemeral range (32768-60999) on purpose: a port taken from that range can be grabbed
+    by any outgoing connection (ours, or another test's) between this check and the broker's bind, which
+    made a RabbitMQ node die at boot with ``eaddrinuse``.
+    """
+    for _attempt in range(500):
+        port = random.randint(low, high)
+        if port in _DEFAULT_PORTS:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise BrokerStartError(f"no free loopback port between {low} and {high}")
 
 
 def find_program(name: str, *extra: str) -> str:
@@ -90,6 +116,14 @@ def mqtt_connack(
     return reply[3]
 
 
+def _accepts(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
 class RunningBroker(Protocol):
     """What measurements and harnesses need from a broker: where it is, and how to log in."""
 
@@ -135,6 +169,10 @@ class BrokerServer:
 
     def _after_close(self) -> None:
         """Hook: runs once the process is gone for good (Erlang brokers stop epmd here)."""
+
+    def _ready_ports(self) -> list[int]:
+        """Other ports that must accept TCP before the broker counts as ready (its last listeners)."""
+        return []
 
     # -- the shared shape -------------------------------------------------------------------------
 
@@ -190,7 +228,9 @@ class BrokerServer:
             if process is None or process.poll() is not None:
                 code = None if process is None else process.returncode
                 raise BrokerStartError(f"{self.name} exited (code {code}): {self.log_tail()}")
-            if mqtt_connack(self.host, self.port, timeout=0.5, credentials=self.credentials) == 0:
+            if mqtt_connack(self.host, self.port, timeout=0.5, credentials=self.credentials) == 0 and all(
+                _accepts(self.host, port) for port in self._ready_ports()
+            ):
                 return
             if time.monotonic() > deadline:
                 self.kill()

@@ -15,6 +15,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from ._base import BrokerStartError
 from ._erlang import ErlangRuntime
 from .rabbitmq import RabbitMQServer
 
@@ -51,9 +52,13 @@ class RabbitMQCluster:
         first.start(timeout)
         for node in others:
             node.start(timeout)
-            node.ctl("stop_app")
-            node.ctl("join_cluster", first.node)
-            node.ctl("start_app")
+            try:
+                node.ctl("stop_app")
+                node.ctl("join_cluster", first.node)
+                node.ctl("start_app")
+            except BrokerStartError as exc:
+                states = "; ".join(f"{n.node}: {n!r}, log: {n.log_tail(8)}" for n in self.nodes)
+                raise BrokerStartError(f"{exc} | nodes: {states}") from exc
             node.wait_ready(timeout)
 
     def running_nodes(self, via: RabbitMQServer | None = None) -> list[str]:

@@ -9,9 +9,7 @@ By hand: see docs/brokers.md.
 
 from __future__ import annotations
 
-import random
 import secrets
-import socket
 import subprocess
 from pathlib import Path
 
@@ -32,25 +30,6 @@ def rabbitmq_version() -> str:
     return "unknown"
 
 
-def _free_dist_port() -> int:
-    """A free port for Erlang distribution whose CLI range (port + 10000 ... + 10010) also fits.
-
-    rabbitmqctl listens on the node's distribution port + 10000 to 10010 while it runs, so a port from
-    the OS's ephemeral range (up to 60999) could put that range past 65535; pick from 20000-29999.
-    """
-    for _attempt in range(200):
-        port = random.randint(20000, 29999)
-        if port == 25672:  # RabbitMQ's default distribution port: never used here
-            continue
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return port
-    raise BrokerStartError("no free port between 20000 and 29999 for Erlang distribution")
-
-
 class RabbitMQServer(BrokerServer):
     """One RabbitMQ node on 127.0.0.1 with MQTT on `port`.
 
@@ -68,7 +47,9 @@ class RabbitMQServer(BrokerServer):
         self.runtime = runtime if runtime is not None else ErlangRuntime(self.directory)
         self.node = node or f"cascade-{secrets.token_hex(4)}@localhost"
         self.amqp_port = free_port()
-        self.dist_port = _free_dist_port()
+        # rabbitmqctl listens on the node's distribution port + 10000 ... + 10010 while it runs: keep that
+        # range below 65535 and away from the listeners' range.
+        self.dist_port = free_port(20000, 29999)
         self.config_path = self.directory / "rabbitmq.conf"
         self.config_path.write_text(
             "\n".join(
@@ -111,6 +92,11 @@ class RabbitMQServer(BrokerServer):
 
     def _before_start(self) -> None:
         self.runtime.start_epmd()
+
+    def _ready_ports(self) -> list[int]:
+        # The MQTT listener starts before the AMQP one, and a node whose AMQP listener fails stops
+        # booting: only both accepting means the node is up.
+        return [self.amqp_port]
 
     def _after_close(self) -> None:
         if self._owns_runtime:
