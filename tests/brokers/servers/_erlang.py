@@ -67,4 +67,3 @@ class ErlangRuntime:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
