@@ -275,7 +275,7 @@ async def test_an_unacceptable_inbound_topic_is_dropped_and_counted(
 
     async with MqttConnector("127.0.0.1", broker.port, **FAST) as connector:
         await connector.subscribe("h/#", on_message)
-        link = connector._link
+        link = connector._session.link if connector._session is not None else None
         assert link is not None
         with caplog.at_level(logging.WARNING, "cascade.connectors.mqtt"):
             sids = (broker.sid_of("h/#"),)
@@ -308,7 +308,7 @@ async def test_a_trickle_after_a_big_header_is_caught_by_keepalive(
     broker = await hostile({0: trickle})
     keepalive = 2
     async with MqttConnector("127.0.0.1", broker.port, keepalive=keepalive, **FAST) as connector:
-        link = connector._link
+        link = connector._session.link if connector._session is not None else None
         assert link is not None
         await eventually(lambda: link.lost, 3 * keepalive)
         lost_at.append(time.monotonic())
@@ -326,7 +326,7 @@ async def test_a_server_disconnect_is_reported_by_reason_name(
 ) -> None:
     broker = await hostile({0: _send(packet)})  # DISCONNECT "Session taken over"
     async with MqttConnector("127.0.0.1", broker.port, **FAST) as connector:
-        link = connector._link
+        link = connector._session.link if connector._session is not None else None
         assert link is not None
         await eventually(lambda: link.lost, 10)
         assert link.loss_reason == "the broker sent DISCONNECT: Session taken over (0x8E)"
@@ -351,7 +351,7 @@ async def test_mosquitto_limits_are_exchanged_both_ways(
         got.append(payload)
 
     async with MqttConnector(server.host, server.port, **FAST) as connector:
-        link = connector._link
+        link = connector._session.link if connector._session is not None else None
         assert link is not None
         assert link.private_api is not public_api_only
         assert link.max_packet_size == 3_000_000

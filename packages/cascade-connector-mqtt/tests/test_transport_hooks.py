@@ -77,7 +77,7 @@ async def test_the_forced_fallback_runs_on_paho_public_api(
         got.append(payload)
 
     async with connector:
-        link = connector._link
+        link = connector._session.link if connector._session is not None else None
         assert link is not None
         assert not link.private_api
         assert isinstance(link._driver, PahoDriver)

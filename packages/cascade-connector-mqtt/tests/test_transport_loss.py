@@ -72,7 +72,7 @@ async def test_a_frozen_path_is_noticed_within_one_and_a_half_keepalives(
     async with FaultProxy(mosquitto.host, mosquitto.port) as proxy:
         connector = MqttConnector(proxy.host, proxy.port, keepalive=keepalive, **FAST)
         async with connector:
-            link = connector._link
+            link = connector._session.link if connector._session is not None else None
             assert link is not None
             assert link.private_api
             frozen_at = time.monotonic()  # the last packet from the broker came before this

@@ -48,7 +48,7 @@ EJABBERD_MQTT5_DEVIATIONS: Mapping[str, str | Deviation] = {
 
 class TestEjabberdMqtt5Contract(ConnectorContract):
     matrix: ClassVar[tuple[str, str]] = ("ejabberd", "5")
-    known_deviations: ClassVar[Mapping[str, str | Deviation]] = EJABBERD_MQTT5_DEVIATIONS
+    known_deviations: ClassVar[Mapping[str, str | Deviation]] = EJABBERD_MQTT5_DEVIATIONS  # type: ignore[assignment]
 
     @pytest_asyncio.fixture
     async def harness(self) -> AsyncIterator[BrokerHarness]:
