@@ -26,24 +26,17 @@ __all__ = [
     "utc_now_iso",
 ]
 
-import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, ClassVar, Literal, TypeVar, Union, cast
+from typing import Any, ClassVar, Union
 
-from .errors import SchemaError, TopicError
-from .topics import validate_scope
+from ._fields import _enum, _get, _mapping, _number, _str, _timestamp, utc_now_iso
+from .control import Constraint, ConstraintType, StatusMessage, parse_rate
+from .errors import SchemaError
 
 SCHEMA_VERSION = "1.0"
 """The telemetry schema version this package writes; any ``1.x`` is read, another major is refused."""
-
-
-def utc_now_iso() -> str:
-    """The current time as ISO 8601 UTC with a ``Z`` suffix, millisecond precision."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class TaskState(StrEnum):
@@ -69,73 +62,6 @@ class ResourceAction(StrEnum):
 
     ACQUIRE = "ACQUIRE"
     RELEASE = "RELEASE"
-
-
-class ConstraintType(StrEnum):
-    """The kind of a control constraint."""
-
-    PAUSE = "pause"
-    CONCURRENCY = "concurrency"
-    RATE_LIMIT = "rate_limit"
-
-
-# ---------------------------------------------------------------------------------------------
-# Field readers: each raises SchemaError(field, problem).
-
-_E = TypeVar("_E", bound=StrEnum)
-
-
-def _mapping(value: object, path: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise SchemaError(path, f"must be an object, not {type(value).__name__}")
-    return value
-
-
-def _get(data: Mapping[str, Any], key: str, path: str) -> Any:
-    if key not in data:
-        raise SchemaError(_join(path, key), "is missing")
-    return data[key]
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
-def _str(value: object, path: str, *, empty: bool = False) -> str:
-    if not isinstance(value, str):
-        raise SchemaError(path, f"must be a string, not {type(value).__name__}")
-    if not empty and not value:
-        raise SchemaError(path, "must not be empty")
-    return value
-
-
-def _number(value: object, path: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise SchemaError(path, f"must be a number, not {type(value).__name__}")
-    if not math.isfinite(value):
-        raise SchemaError(path, "must be finite")
-    return float(value)
-
-
-def _enum(enum: type[_E], value: object, path: str) -> _E:
-    allowed = ", ".join(m.value for m in enum)
-    if isinstance(value, str):
-        try:
-            return enum(value)
-        except ValueError:
-            pass
-    raise SchemaError(path, f"must be one of {allowed}, not {value!r}")
-
-
-def _timestamp(value: object, path: str) -> str:
-    text = _str(value, path)
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise SchemaError(path, f"is not an ISO 8601 timestamp: {text!r}") from exc
-    if parsed.utcoffset() is None or parsed.utcoffset() != UTC.utcoffset(None):
-        raise SchemaError(path, f"must be in UTC (end with 'Z' or '+00:00'): {text!r}")
-    return text
 
 
 # ---------------------------------------------------------------------------------------------
@@ -361,132 +287,3 @@ class TelemetryMessage:
             decoder.from_dict(body_data) if decoder is not None else UnknownEvent.from_dict(body_data)
         )
         return cls(header=header, body=body)
-
-
-# ---------------------------------------------------------------------------------------------
-# Constraints
-
-_RATE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*/\s*([smh])\s*", re.ASCII)
-_RATE_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_rate(rate: str) -> float:
-    """Parse ``"<n>/<s|m|h>"`` (for example ``10/s``, ``5/m``, ``100/h``) into events per second.
-
-    Raises `SchemaError` (field ``params.rate``) if malformed or not positive.
-    """
-    if not isinstance(rate, str):
-        raise SchemaError("params.rate", f"must be a string like '10/s', not {type(rate).__name__}")
-    match = _RATE.fullmatch(rate)
-    if match is None:
-        raise SchemaError("params.rate", f"must look like '10/s', '5/m' or '100/h', not {rate!r}")
-    count = float(match.group(1))
-    if not math.isfinite(count):
-        raise SchemaError("params.rate", f"is out of range: {rate[:40]!r}")
-    if count <= 0:
-        raise SchemaError("params.rate", f"must be positive, not {rate!r}")
-    return count / _RATE_UNITS[match.group(2)]
-
-
-def _check_params(ctype: ConstraintType, params: Mapping[str, Any]) -> None:
-    if ctype is ConstraintType.CONCURRENCY:
-        limit = params.get("limit")
-        if isinstance(limit, bool) or not isinstance(limit, int):
-            raise SchemaError("params.limit", f"must be an integer >= 1, not {limit!r}")
-        if limit < 1:
-            raise SchemaError("params.limit", f"must be >= 1, not {limit}")
-    elif ctype is ConstraintType.RATE_LIMIT:
-        if "rate" not in params:
-            raise SchemaError("params.rate", "is missing")
-        parse_rate(params["rate"])
-
-
-@dataclass(frozen=True, slots=True)
-class Constraint:
-    """A control command in force for a scope, retained on `constraint_topic(scope)`.
-
-    `type` is pause, concurrency (``params={"limit": int >= 1}``) or rate_limit
-    (``params={"rate": "10/s"}``). `expires_at` is a Unix time in seconds, or None for no expiry.
-    """
-
-    id: str
-    scope: str
-    type: ConstraintType
-    params: dict[str, Any] = field(default_factory=dict)
-    expires_at: float | None = None
-
-    def __post_init__(self) -> None:
-        _str(self.id, "id")
-        try:
-            validate_scope(self.scope)
-        except TopicError as exc:
-            raise SchemaError("scope", exc.problem) from exc
-        object.__setattr__(self, "type", _enum(ConstraintType, self.type, "type"))
-        _mapping(self.params, "params")
-        _check_params(self.type, self.params)
-        if self.expires_at is not None:
-            object.__setattr__(self, "expires_at", _number(self.expires_at, "expires_at"))
-
-    def is_expired(self, now: float) -> bool:
-        """Whether the constraint has expired at Unix time `now` (seconds)."""
-        return self.expires_at is not None and now >= self.expires_at
-
-    def to_dict(self) -> dict[str, Any]:
-        """The wire form as a JSON-ready dict."""
-        return {
-            "id": self.id,
-            "scope": self.scope,
-            "type": self.type.value,
-            "params": dict(self.params),
-            "expires_at": self.expires_at,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Constraint:
-        """Decode the wire form; raises `SchemaError`."""
-        data = _mapping(data, "constraint")
-        return cls(
-            id=_get(data, "id", ""),
-            scope=_str(_get(data, "scope", ""), "scope"),
-            type=_get(data, "type", ""),
-            params=dict(_mapping(data.get("params", {}), "params")),
-            expires_at=data.get("expires_at"),
-        )
-
-
-# ---------------------------------------------------------------------------------------------
-# Presence
-
-PresenceStatus = Literal["online", "offline"]
-
-
-@dataclass(frozen=True, slots=True)
-class StatusMessage:
-    """A worker's presence, retained on `status_topic(source)`. `ts` is ISO 8601 UTC (defaults to now)."""
-
-    status: PresenceStatus
-    source: str
-    ts: str = field(default_factory=utc_now_iso)
-
-    def __post_init__(self) -> None:
-        if self.status not in ("online", "offline"):
-            raise SchemaError("status", f"must be 'online' or 'offline', not {self.status!r}")
-        _str(self.source, "source")
-        _timestamp(self.ts, "ts")
-
-    def to_dict(self) -> dict[str, Any]:
-        """The wire form as a JSON-ready dict."""
-        return {"status": self.status, "source": self.source, "ts": self.ts}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> StatusMessage:
-        """Decode the wire form; raises `SchemaError`."""
-        data = _mapping(data, "status message")
-        status = _get(data, "status", "")
-        if status not in ("online", "offline"):
-            raise SchemaError("status", f"must be 'online' or 'offline', not {status!r}")
-        return cls(
-            status=cast(PresenceStatus, status),
-            source=_get(data, "source", ""),
-            ts=_get(data, "ts", ""),
-        )
