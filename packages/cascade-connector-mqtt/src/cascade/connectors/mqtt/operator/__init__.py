@@ -49,7 +49,18 @@ from ._model import (
     format_event_json,
     telemetry_filter,
 )
-from ._text import describe_params, format_seconds, format_table, plural, safe_json, safe_text, time_left
+from ._text import (
+    age_seconds,
+    describe_params,
+    describe_presence,
+    format_age,
+    format_seconds,
+    format_table,
+    plural,
+    safe_json,
+    safe_text,
+    time_left,
+)
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -99,6 +110,9 @@ __all__ = [
     "format_table",
     "format_seconds",
     "time_left",
+    "format_age",
+    "age_seconds",
+    "describe_presence",
     "describe_params",
     "plural",
 ]
