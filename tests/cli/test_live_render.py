@@ -49,6 +49,10 @@ def test_runs_workers_constraints_and_failures_are_shown_literally() -> None:
         status_topic("etl-worker-1"),
         StatusMessage("online", "etl-worker-1", "2024-05-01T12:00:00.000Z").to_dict(),
     )
+    state.on_message(
+        status_topic("etl-worker-0"),
+        StatusMessage("offline", "etl-worker-0", "2024-04-30T10:30:00.000Z").to_dict(),
+    )
     feed(state, LifecycleEvent(LifecycleEventType.ENGINE_STARTED), "2024-05-01T12:00:00.120Z")
     feed(state, TaskStateEvent("extract-1", "extract", TaskState.RUNNING), "2024-05-01T12:00:00.130Z")
     feed(
@@ -75,10 +79,17 @@ def test_runs_workers_constraints_and_failures_are_shown_literally() -> None:
         "online (1h 01m)",
         "2024-05-01T12:00:00.000Z",
     ]
+    stale_row = next(line for line in text.splitlines() if "etl-worker-0" in line)
+    assert [cell.strip() for cell in stale_row.split("│")[1:-1]] == [
+        "etl-worker-0",
+        "offline (1d 02h ago)",  # a day and 2h 31m: a stale entry
+        "2024-04-30T10:30:00.000Z",
+    ]
+    assert text.index("etl-worker-1") < text.index("etl-worker-0")  # online first
     assert "constraints in force" in text
     assert "concurrency 4" in text
     assert "1m 30s" in text
-    assert "5 messages, 1 malformed skipped" in text
+    assert "6 messages, 1 malformed skipped" in text
 
 
 def test_blocked_column_appears_when_a_task_is_blocked() -> None:
