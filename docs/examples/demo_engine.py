@@ -7,8 +7,10 @@ An engine needs three things from its `Connector`, and this file shows each in a
 2. **Constraints**: the operators' retained constraints arrive on `CONSTRAINTS_FILTER` into a
    `ConstraintBook`. `subscribe` returns after the retained ones arrived, so a pause already in force
    holds the very first task (`SimulatedEngine.run`).
-3. **Admission**: before a task starts, `Admission` asks whether every covering scope allows it
-   (not paused, room in each concurrency limit, each rate limit allows a start now).
+3. **Admission**: before a task starts, `ConstraintBook.admit` says whether every covering scope
+   allows it (not paused, room in each concurrency limit, each rate limit allows a start now) and,
+   if not, how long to wait before asking again; `started` and `finished` keep the book's count of
+   what runs (`SimulatedEngine._start_ready`).
 
 The workflow it runs is simulated (``demo_workflow.py``): each task sleeps for its duration and
 then completes or fails; the tasks downstream of a failure are skipped.
@@ -20,7 +22,7 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +34,7 @@ from cascade.connectors.protocol import (
     ConstraintType,
     LifecycleEvent,
     LifecycleEventType,
+    RunningTask,
     TaskState,
     TaskStateEvent,
     TelemetryHeader,
@@ -43,44 +46,6 @@ if TYPE_CHECKING:  # mypy reads docs/examples as the namespace package docs.exam
     from docs.examples.demo_workflow import TaskSpec
 
 FINAL = (TaskState.COMPLETED, TaskState.FAILED, TaskState.SKIPPED)
-
-
-class Admission:
-    """May a task start now, given the constraints in force and what runs? (One small class, so an
-    engine can swap it for a shared helper.) Every covering scope is its own pool; the strictest wins.
-    """
-
-    def __init__(
-        self, book: ConstraintBook, project: str, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.book = book
-        self.project = project
-        self._clock = clock
-        self._last_start: dict[str, float] = {}
-
-    def delay(self, task: str, running: Iterable[str]) -> float | None:
-        """None: it may not start (paused, or a concurrency limit is full); else the seconds until
-        every rate limit allows it (0: now). `running` holds the names of the running tasks.
-        """
-        if self.book.is_paused(task, self.project):
-            return None
-        names = list(running)
-        for scope, limit in self.book.concurrency_limits(task, self.project).items():
-            inside = sum(1 for name in names if scope in ConstraintBook.covering_scopes(name, self.project))
-            if inside >= limit:
-                return None
-        now, wait = self._clock(), 0.0
-        for scope, per_second in self.book.rate_limits(task, self.project).items():
-            last = self._last_start.get(scope)
-            if last is not None:
-                wait = max(wait, last + 1.0 / per_second - now)
-        return wait
-
-    def started(self, task: str) -> None:
-        """Record a start (for the rate limits of every covering scope)."""
-        now = self._clock()
-        for scope in ConstraintBook.covering_scopes(task, self.project):
-            self._last_start[scope] = now
 
 
 @dataclass(slots=True)
@@ -135,10 +100,10 @@ class SimulatedEngine:
         self.connector, self.workflow, self.project = connector, list(workflow), project
         self.run_id, self.source, self.max_workers, self.notify = run_id, source, max_workers, notify
         self.book = ConstraintBook()
-        self.admission = Admission(self.book, project)
+        """The constraints in force and the tasks running, as admission counts them."""
         self.report = EngineReport()
-        self.running: dict[str, TaskSpec] = {}
-        """The tasks running now, by id."""
+        self.running: dict[str, RunningTask] = {}
+        """The tasks running now, by id (each as `ConstraintBook.started` recorded it)."""
         self.still = asyncio.Event()
         """Set while a pause holds every task and none is running (cleared on resume)."""
         self._names = sorted({spec.name for spec in self.workflow})
@@ -196,17 +161,16 @@ class SimulatedEngine:
                 continue
             if upstream is not TaskState.COMPLETED or len(self.running) >= self.max_workers:
                 continue
-            delay = self.admission.delay(spec.name, (s.name for s in self.running.values()))
-            if delay is not None and delay > 0:
-                wait = delay if wait is None else min(wait, delay)
-            elif delay == 0:
+            admission = self.book.admit(spec.name, self.project)
+            if admission.allowed:
                 tasks.append(asyncio.create_task(self._execute(spec), name=spec.task_id))
                 await self._started(spec)
+            elif admission.wait_s is not None:  # a rate limit's next slot, or an expiry
+                wait = admission.wait_s if wait is None else min(wait, admission.wait_s)
         return wait
 
     async def _started(self, spec: TaskSpec) -> None:
-        self.admission.started(spec.name)
-        self.running[spec.task_id] = spec
+        self.running[spec.task_id] = self.book.started(spec.name, self.project)
         report, now = self.report, time.monotonic()
         report.starts.append((now, spec.task_id))
         report.max_running = max(report.max_running, len(self.running))
@@ -219,7 +183,7 @@ class SimulatedEngine:
     async def _execute(self, spec: TaskSpec) -> None:
         started = time.monotonic()
         await asyncio.sleep(spec.duration)  # the simulated work
-        del self.running[spec.task_id]
+        self.book.finished(self.running.pop(spec.task_id))
         duration_ms = round((time.monotonic() - started) * 1000.0, 1)
         state = TaskState.FAILED if spec.fails else TaskState.COMPLETED
         await self._set_state(spec, state, duration_ms, spec.error)

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -188,28 +189,49 @@ def test_constraints_skips_unreadable_retained_messages_with_a_warning(
         probe.publish(constraint_topic(bad), b"", retain=True)
 
 
-def test_status_lists_workers_and_their_presence(mosquitto: MosquittoServer, probe: Probe) -> None:
+def _stamp(seconds_ago: float) -> str:
+    """An ISO 8601 UTC timestamp `seconds_ago` before now, as a worker writes it."""
+    return (
+        datetime.fromtimestamp(time.time() - seconds_ago, UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
+
+
+def test_status_lists_workers_with_the_age_of_their_presence(
+    mosquitto: MosquittoServer, probe: Probe, watcher_factory: Callable[..., WatchProcess]
+) -> None:
     up, down = unique("worker-up-"), unique("worker-down-")
-    probe.publish(
-        status_topic(up), StatusMessage("online", up, "2024-05-01T12:00:00.000Z").to_dict(), retain=True
-    )
-    probe.publish(
-        status_topic(down), StatusMessage("offline", down, "2024-05-01T12:00:01.000Z").to_dict(), retain=True
-    )
+    # Half a unit away from the next display step, so a slow second does not change the text.
+    up_ts, down_ts = _stamp(2 * 3600 + 5 * 60 + 30), _stamp(3 * 86400 + 4 * 3600 + 1800)
+    probe.publish(status_topic(up), StatusMessage("online", up, up_ts).to_dict(), retain=True)
+    probe.publish(status_topic(down), StatusMessage("offline", down, down_ts).to_dict(), retain=True)
     try:
         done = run_cli("--url", mosquitto.url, "status")
         assert done.returncode == 0, done.stderr
         lines = done.stdout.splitlines()
         assert lines[0].split() == ["SOURCE", "STATUS", "SINCE"]
-        assert any(line.split() == [up, "online", "2024-05-01T12:00:00.000Z"] for line in lines)
-        assert any(line.split() == [down, "offline", "2024-05-01T12:00:01.000Z"] for line in lines)
+        assert any(line.split() == [up, "online", "(2h", "05m)", up_ts] for line in lines), lines
+        assert any(line.split() == [down, "offline", "(3d", "04h", "ago)", down_ts] for line in lines)
         assert lines[-1].endswith("offline")
         assert not any(line.startswith("cascade-mqtt-cli-") for line in lines)
 
         listed = json.loads(run_cli("--url", mosquitto.url, "status", "--json").stdout)
-        assert {"status": "online", "source": up, "ts": "2024-05-01T12:00:00.000Z"} in listed
+        (mine,) = [w for w in listed if w["source"] == up]
+        assert {k: mine[k] for k in ("status", "source", "ts")} == {
+            "status": "online",
+            "source": up,
+            "ts": up_ts,
+        }
+        assert 2 * 3600 + 5 * 60 + 30 <= mine["age_s"] < 2 * 3600 + 6 * 60
         everything = json.loads(run_cli("--url", mosquitto.url, "status", "--json", "--all").stdout)
         assert any(w["source"].startswith("cascade-mqtt-cli-") for w in everything)
+
+        watch = watcher_factory("--url", mosquitto.url, "--plain")
+        watch.wait_ready()
+        line = watch.out.wait_for(lambda line: down in line)
+        assert line == f"{down_ts}  worker {down} offline (3d 04h ago)"
+        assert watch.interrupt() == 0
     finally:
         probe.publish(status_topic(up), b"", retain=True)
         probe.publish(status_topic(down), b"", retain=True)
@@ -271,8 +293,8 @@ def test_watch_plain_prints_one_line_per_event_and_exits_0_on_ctrl_c(
     lines = [line for line in watch.out.rest() if run in line or worker in line]
     probe.publish(status_topic(worker), b"", retain=True)
     body = [line.split("  ", 1)[1] for line in lines]
-    assert body == [
-        f"worker {worker} online",
+    assert re.fullmatch(rf"worker {re.escape(worker)} online \(\ds\)", body[0]), body[0]  # just stamped
+    assert body[1:] == [
         f"run {project}/{run}  engine started (w-script)",
         f"run {project}/{run}  task extract [t1] RUNNING",
         f"run {project}/{run}  task extract [t1] COMPLETED 120 ms",

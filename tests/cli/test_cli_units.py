@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,11 @@ from cascade.connectors.mqtt._cli.session import reason_code
 from cascade.connectors.mqtt._cli.validate import display_url, url_password
 from cascade.connectors.mqtt.operator import (
     ResumeOutcome,
+    age_seconds,
     describe_command,
     describe_params,
+    describe_presence,
+    format_age,
     format_constraints,
     format_seconds,
     format_table,
@@ -168,18 +172,46 @@ def test_format_constraints() -> None:
     ]
 
 
+def test_format_age_rounds_down_and_grows_units() -> None:
+    assert [format_age(s) for s in (-5, 0, 59.99, 60, 3599, 3600, 86399, 86400, 90061)] == [
+        "0s",
+        "0s",
+        "59s",
+        "1m 00s",
+        "59m 59s",
+        "1h 00m",
+        "23h 59m",
+        "1d 00h",
+        "1d 01h",
+    ]
+
+
+def test_describe_presence_says_how_long_online_or_how_long_ago_offline() -> None:
+    ts = "2024-05-01T12:00:00.000Z"
+    at = datetime.fromisoformat(ts).timestamp()
+    assert age_seconds(ts, at + 3.25) == 3.25
+    assert describe_presence("online", ts, at + 3) == "online (3s)"
+    assert describe_presence("offline", ts, at + 7500) == "offline (2h 05m ago)"
+    assert describe_presence("offline", "2024-05-01T12:00:00", at) == "offline"  # no offset: no age
+    with pytest.raises(ValueError, match="offset"):
+        age_seconds("2024-05-01T12:00:00", at)
+
+
 def test_format_workers() -> None:
     workers = [
         StatusMessage("online", "w1", "2024-05-01T12:00:00.000Z"),
         StatusMessage("offline", "w2", "2024-05-01T12:00:01.000Z"),
     ]
-    assert format_workers(workers, as_json=False).splitlines() == [
-        "SOURCE  STATUS   SINCE",
-        "w1      online   2024-05-01T12:00:00.000Z",
-        "w2      offline  2024-05-01T12:00:01.000Z",
+    now = datetime.fromisoformat("2024-05-01T12:00:01.000Z").timestamp() + 2 * 3600 + 5 * 60 + 12.5
+    assert format_workers(workers, as_json=False, now=now).splitlines() == [
+        "SOURCE  STATUS                SINCE",
+        "w1      online (2h 05m)       2024-05-01T12:00:00.000Z",
+        "w2      offline (2h 05m ago)  2024-05-01T12:00:01.000Z",
         "1 online, 1 offline",
     ]
-    assert json.loads(format_workers(workers, as_json=True))[1] == workers[1].to_dict()
+    listed = json.loads(format_workers(workers, as_json=True, now=now))
+    assert listed[1] == {**workers[1].to_dict(), "age_s": 7512.5}
+    assert listed[0]["age_s"] == 7513.5
     assert format_workers([], as_json=False) == "no workers have announced their presence"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from datetime import datetime
 
 from cascade.connectors.mqtt.operator import LinkChange, LinkState, LinkView, WatchModel, render_live
 from cascade.connectors.protocol import (
@@ -42,10 +43,15 @@ def test_empty_view_waits_for_telemetry() -> None:
 
 
 def test_runs_workers_constraints_and_failures_are_shown_literally() -> None:
-    state = WatchModel(clock=lambda: 1000.0)
+    now = datetime.fromisoformat("2024-05-01T12:00:00.000Z").timestamp() + 3600 + 75
+    state = WatchModel(clock=lambda: now)
     state.on_message(
         status_topic("etl-worker-1"),
         StatusMessage("online", "etl-worker-1", "2024-05-01T12:00:00.000Z").to_dict(),
+    )
+    state.on_message(
+        status_topic("etl-worker-0"),
+        StatusMessage("offline", "etl-worker-0", "2024-04-30T10:30:00.000Z").to_dict(),
     )
     feed(state, LifecycleEvent(LifecycleEventType.ENGINE_STARTED), "2024-05-01T12:00:00.120Z")
     feed(state, TaskStateEvent("extract-1", "extract", TaskState.RUNNING), "2024-05-01T12:00:00.130Z")
@@ -54,11 +60,11 @@ def test_runs_workers_constraints_and_failures_are_shown_literally() -> None:
         TaskStateEvent("t-2", "api_call", TaskState.FAILED, 5.0, "[red]HTTP 503[/red]"),
         "2024-05-01T12:00:02.010Z",
     )
-    limit = Constraint("c", "project:etl", ConstraintType.CONCURRENCY, {"limit": 4}, expires_at=1090.0)
+    limit = Constraint("c", "project:etl", ConstraintType.CONCURRENCY, {"limit": 4}, expires_at=now + 90)
     state.on_message(constraint_topic("project:etl"), limit.to_dict())
     state.on_message(telemetry_topic("local", "etl", "x"), {"junk": True})
 
-    text = text_of(state)
+    text = text_of(state, now=now)
     run_row = next(line for line in text.splitlines() if "etl/nightly-0501" in line and "running" in line)
     cells = [cell.strip() for cell in run_row.split("│")[1:-1]]
     assert cells[:7] == ["etl/nightly-0501", "running", "", "1", "", "1", ""]
@@ -67,12 +73,23 @@ def test_runs_workers_constraints_and_failures_are_shown_literally() -> None:
     assert "watch [bold]mqtt://x[/bold]" in text  # markup in titles and data stays literal
     assert "api_call [t-2]" in text
     assert "[red]HTTP 503[/red]" in text
-    assert "etl-worker-1" in text
-    assert "online" in text
+    worker_row = next(line for line in text.splitlines() if "etl-worker-1" in line and "online" in line)
+    assert [cell.strip() for cell in worker_row.split("│")[1:-1]] == [
+        "etl-worker-1",
+        "online (1h 01m)",
+        "2024-05-01T12:00:00.000Z",
+    ]
+    stale_row = next(line for line in text.splitlines() if "etl-worker-0" in line)
+    assert [cell.strip() for cell in stale_row.split("│")[1:-1]] == [
+        "etl-worker-0",
+        "offline (1d 02h ago)",  # a day and 2h 31m: a stale entry
+        "2024-04-30T10:30:00.000Z",
+    ]
+    assert text.index("etl-worker-1") < text.index("etl-worker-0")  # online first
     assert "constraints in force" in text
     assert "concurrency 4" in text
     assert "1m 30s" in text
-    assert "5 messages, 1 malformed skipped" in text
+    assert "6 messages, 1 malformed skipped" in text
 
 
 def test_blocked_column_appears_when_a_task_is_blocked() -> None:

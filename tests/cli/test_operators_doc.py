@@ -12,8 +12,8 @@ Markers (HTML comments, invisible on the rendered page) directly before a fenced
   that width from the messages of the *next* session block.
 
 Comparison: ``localhost:1883`` in the doc stands for the private broker's address; ``...`` matches any
-text; runs of spaces count as one and durations (``10m 00s``) match any duration, since a second may pass
-between two commands.
+text; runs of spaces count as one, durations (``10m 00s``) match any duration and ``"age_s": N`` any
+age, since a second may pass between two commands and the doc's timestamps are in the past.
 """
 
 from __future__ import annotations
@@ -54,7 +54,10 @@ BLOCK = re.compile(
     r"```(?P<lang>\w+)\n(?P<body>.*?)^```",
     re.MULTILINE | re.DOTALL,
 )
-DURATION = re.compile(r"\b\d+h \d\dm\b|\b\d+m \d\ds\b|\b\d+s\b")
+DURATION = re.compile(r"\b\d+d \d\dh\b|\b\d+h \d\dm\b|\b\d+m \d\ds\b|\b\d+s\b")
+AGE = re.compile(r'"age_s": -?[\d.]+')
+LIVE_TABLE_NOW = datetime.fromisoformat("2024-05-01T12:00:05Z").timestamp()
+"""When the doc's live table is drawn: 5 s after its worker came online."""
 
 pytestmark = pytest.mark.mosquitto
 
@@ -103,7 +106,8 @@ def test_the_doc_has_examples_of_every_command() -> None:
 
 def _normalise(text: str) -> str:
     lines = [
-        re.sub(" +", " ", DURATION.sub("<duration>", line.rstrip())) for line in text.strip("\n").splitlines()
+        re.sub(" +", " ", DURATION.sub("<duration>", AGE.sub('"age_s": <age>', line.rstrip())))
+        for line in text.strip("\n").splitlines()
     ]
     return "\n".join(lines)
 
@@ -192,14 +196,16 @@ def _watch(
 @pytest.mark.parametrize("block", TABLES, ids=[f"line-{b.line}" for b in TABLES])
 def test_live_table(block: Block) -> None:
     source = next(b for b in SESSIONS if b.line > block.line)
-    state = WatchModel()
+    state = WatchModel(clock=lambda: LIVE_TABLE_NOW)
     state.link = LinkView(LinkState.CONNECTED, 0.0)  # what `watch` reports while its connection is up
     for topic, payload in [*source.retain, *source.publish]:
         state.on_message(topic, payload)
     out = io.StringIO()
     console = Console(file=out, width=int(block.options["width"]), color_system=None, force_terminal=False)
     console.print(
-        render_live(state, title=live_title(f"mqtt://{DOC_ADDRESS}", telemetry_filter("etl")), now=0.0)
+        render_live(
+            state, title=live_title(f"mqtt://{DOC_ADDRESS}", telemetry_filter("etl")), now=LIVE_TABLE_NOW
+        )
     )
     actual = "\n".join(line.rstrip() for line in out.getvalue().splitlines())
     assert actual == block.body.rstrip("\n"), (

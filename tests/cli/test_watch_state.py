@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -104,8 +105,31 @@ def test_recent_failures_keep_their_error_text_and_are_bounded() -> None:
     ]
 
 
+TS_UNIX = datetime.fromisoformat(TS).timestamp()
+
+
+def test_presence_lines_show_how_old_the_announcement_is() -> None:
+    now = [TS_UNIX]
+    state = WatchModel(clock=lambda: now[0])
+
+    def line(status: str, source: str, ts: str = TS) -> str:
+        event = state.on_message(status_topic(source), {"status": status, "source": source, "ts": ts})
+        assert event is not None
+        return format_event(event)
+
+    assert line("online", "w1") == f"{TS}  worker w1 online (0s)"
+    now[0] += 2 * 3600 + 5 * 60 + 59.9  # rounded down: the age it has reached
+    assert line("offline", "w2") == f"{TS}  worker w2 offline (2h 05m ago)"
+    now[0] += 3 * 86400
+    assert line("offline", "w3") == f"{TS}  worker w3 offline (3d 02h ago)"
+    ahead = "2024-05-01T13:00:00+00:00"  # a worker whose clock is ahead of the watcher's
+    now[0] = TS_UNIX
+    assert line("online", "w4", ahead) == f"{ahead}  worker w4 online (0s)"
+
+
 def test_workers_online_offline_and_cleared() -> None:
-    state = WatchModel()
+    now = [TS_UNIX + 7.9]
+    state = WatchModel(clock=lambda: now[0])
     state.on_message(status_topic("w1"), StatusMessage("online", "w1", TS).to_dict())
     state.on_message(status_topic("w2"), StatusMessage("online", "w2", TS).to_dict())
     assert state.online() == ["w1", "w2"]
@@ -116,7 +140,12 @@ def test_workers_online_offline_and_cleared() -> None:
         "ts": TS,
         "source": "w1",
         "status": "offline",
+        "age_s": 7.9,
     }
+    now[0] += 3600
+    assert state.workers["w1"].age_seconds(now[0]) == pytest.approx(3607.9)
+    assert state.workers["w1"].describe(now[0]) == "offline (1h 00m ago)"
+    assert state.workers["w2"].describe(now[0]) == "online (1h 00m)"
     assert state.online() == ["w2"]
     assert state.workers["w1"].status == "offline"
     assert state.on_message(status_topic("w1"), {}) is None
@@ -230,7 +259,7 @@ def test_plain_lines() -> None:
     started = LifecycleEvent(LifecycleEventType.ENGINE_STARTED)
     assert line(telemetry(started, org="acme")) == f"{TS}  run acme/etl/r1  engine started (w1)"
     presence = (status_topic("w9"), StatusMessage("online", "w9", TS).to_dict())
-    assert line(presence) == f"{TS}  worker w9 online"
+    assert line(presence).startswith(f"{TS}  worker w9 online (")
     rate = Constraint("c", "task:api", ConstraintType.RATE_LIMIT, {"rate": "10/s"})
     assert line((constraint_topic("task:api"), rate.to_dict())).endswith("  constraint task:api rate 10/s")
 

@@ -191,7 +191,7 @@ def _prepare_status(args: argparse.Namespace) -> Runner:
         async with ctx.session() as connector:
             listing = await bounded(read_workers(connector, hide=hide), within=ctx.timeout, url=ctx.url)
         _warn_skipped(ctx, listing.skipped, "presence")
-        ctx.print(format_workers(listing.workers, as_json=as_json))
+        ctx.print(format_workers(listing.workers, as_json=as_json, now=time.time()))
         return ExitCode.OK
 
     return run

@@ -3,7 +3,8 @@
 - Commands: `new_constraint`, `send_constraint` (pause, concurrency or rate limit), `resume`;
   `describe_command` says what one did in one line.
 - Reading what is in force: `read_constraints`, `read_workers` (with `format_constraints`,
-  `format_workers` for tables or JSON).
+  `format_workers` for tables or JSON; a worker's presence shows the age of its announcement,
+  ``online (3s)`` or ``offline (2h 05m ago)``: `describe_presence`, `format_age`, `age_seconds`).
 - Watching: `WatchModel` is fed every telemetry, presence and constraint message and keeps runs,
   failures, workers and constraints; `LinkMonitor` follows the watcher's own connection;
   `format_event` / `format_event_json` print one line per event; `render_live` draws the live table
@@ -49,7 +50,18 @@ from ._model import (
     format_event_json,
     telemetry_filter,
 )
-from ._text import describe_params, format_seconds, format_table, plural, safe_json, safe_text, time_left
+from ._text import (
+    age_seconds,
+    describe_params,
+    describe_presence,
+    format_age,
+    format_seconds,
+    format_table,
+    plural,
+    safe_json,
+    safe_text,
+    time_left,
+)
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -99,6 +111,9 @@ __all__ = [
     "format_table",
     "format_seconds",
     "time_left",
+    "format_age",
+    "age_seconds",
+    "describe_presence",
     "describe_params",
     "plural",
 ]

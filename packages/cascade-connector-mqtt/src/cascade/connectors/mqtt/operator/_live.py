@@ -95,7 +95,7 @@ def render(state: WatchModel, *, title: str, now: float, max_runs: int = 15) -> 
             table.add_column(column)
         for worker in sorted(state.workers.values(), key=lambda w: (w.status != "online", w.source)):
             style = "green" if worker.status == "online" else "red"
-            table.add_row(_text(worker.source), Text(worker.status, style=style), _text(worker.ts))
+            table.add_row(_text(worker.source), Text(worker.describe(now), style=style), _text(worker.ts))
         parts.append(table)
 
     if state.failures:

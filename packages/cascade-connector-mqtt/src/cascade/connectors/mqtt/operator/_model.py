@@ -8,7 +8,8 @@ and the constraints in force. A message that does not decode is skipped and coun
 `WatchModel.malformed`. Each accepted message also yields a `WatchEvent`, which the plain and JSON
 outputs print as one line.
 
-Pure synchronous state: no I/O; the only clock is the `ConstraintBook`'s (for expiry).
+Pure synchronous state: no I/O; one injectable clock, for the `ConstraintBook`'s expiry and the
+age of each presence event (``age_s``: seconds since the worker stamped it).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ from cascade.connectors.protocol import (
 )
 
 from ._link import LinkChange, LinkState, LinkView
-from ._text import format_seconds, safe_json, safe_text
+from ._text import _with_age, age_seconds, describe_presence, format_seconds, safe_json, safe_text
 
 EventKind = Literal["task", "engine", "resource", "unknown", "worker", "constraint", "connection"]
 EngineState = Literal["running", "stopped", "unknown"]
@@ -111,11 +112,19 @@ class FailureView:
 
 @dataclass(slots=True)
 class WorkerView:
-    """A worker's presence as last announced."""
+    """A worker's presence as last announced (`ts`: when, ISO 8601 UTC)."""
 
     source: str
     status: Literal["online", "offline"]
     ts: str
+
+    def age_seconds(self, now: float) -> float:
+        """Seconds from `ts` to `now` (Unix seconds): online for that long, or offline that long ago."""
+        return age_seconds(self.ts, now)
+
+    def describe(self, now: float) -> str:
+        """``online (3s)`` or ``offline (2h 05m ago)`` at `now` (Unix seconds)."""
+        return describe_presence(self.status, self.ts, now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,8 +144,8 @@ class WatchModel:
     """Runs, recent failures and workers, built from telemetry and presence messages.
 
     `max_failures` bounds the failures kept (the most recent win); `clock` (Unix seconds) decides
-    which constraints have expired; presence of a source for which `hide_source` is true is ignored
-    (the CLI's own connections).
+    which constraints have expired and how old a presence event is (``age_s``); presence of a
+    source for which `hide_source` is true is ignored (the CLI's own connections).
     """
 
     def __init__(
@@ -239,8 +248,13 @@ class WatchModel:
             self._skip(topic, exc)
             return None
         self.messages += 1
-        self.workers[source] = WorkerView(source, status.status, status.ts)
-        return WatchEvent("worker", status.ts, {"source": source, "status": status.status})
+        worker = self.workers[source] = WorkerView(source, status.status, status.ts)
+        fields = {
+            "source": source,
+            "status": status.status,
+            "age_s": round(worker.age_seconds(self._clock()), 3),
+        }
+        return WatchEvent("worker", status.ts, fields)
 
     def on_constraint(self, topic: str, payload: Mapping[str, Any]) -> WatchEvent | None:
         """Apply one constraint message (``{}`` clears its scope) through the `ConstraintBook`."""
@@ -319,7 +333,7 @@ def _format_event(event: WatchEvent) -> str:
     if event.kind == "connection":
         return f"{event.ts}  {describe_link_change(f)}"
     if event.kind == "worker":
-        return f"{event.ts}  worker {f['source']} {f['status']}"
+        return f"{event.ts}  worker {f['source']} {_with_age(f['status'], f['age_s'])}"
     if event.kind == "constraint":
         return f"{event.ts}  constraint {f['scope']} {describe_constraint(f['type'], f['params'])}"
     run = f"{f['project_id']}/{f['run_id']}"

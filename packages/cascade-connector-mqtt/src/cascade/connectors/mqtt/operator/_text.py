@@ -8,6 +8,9 @@ __all__ = [
     "format_table",
     "format_seconds",
     "time_left",
+    "format_age",
+    "age_seconds",
+    "describe_presence",
     "describe_params",
     "plural",
 ]
@@ -16,6 +19,7 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 # What never reaches a terminal as itself: C0/C1 controls (escape sequences, CR, LF...), bidi
@@ -92,6 +96,49 @@ def time_left(expires_at: float | None, now: float) -> str:
     if expires_at is None:
         return "never"
     return format_seconds(expires_at - now)
+
+
+def format_age(seconds: float) -> str:
+    """How long ago, for people: ``3s``, ``12m 03s``, ``2h 05m``, ``3d 04h`` (rounded down; a
+    negative age, from a clock ahead of this one, shows as ``0s``).
+    """
+    total = max(0, math.floor(seconds))
+    if total < 60:
+        return f"{total}s"
+    minutes, secs = divmod(total, 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h {minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours:02d}h"
+
+
+def age_seconds(ts: str, now: float) -> float:
+    """Seconds from the ISO 8601 timestamp `ts` (with its offset, as the protocol writes it) to
+    `now` (Unix seconds); negative when `ts` is later than `now`. Raises `ValueError` for a `ts`
+    that is not ISO 8601 or has no offset.
+    """
+    stamped = datetime.fromisoformat(ts)
+    if stamped.tzinfo is None:
+        raise ValueError(f"timestamp without a UTC offset: {ts!r}")
+    return now - stamped.timestamp()
+
+
+def describe_presence(status: str, ts: str, now: float) -> str:
+    """``online (3s)`` (online for that long) or ``offline (2h 05m ago)``: a presence and the age
+    of its announcement `ts` at `now` (Unix seconds). An old ``offline`` is a stale entry.
+    """
+    try:
+        age = age_seconds(ts, now)
+    except ValueError:
+        return status
+    return _with_age(status, age)
+
+
+def _with_age(status: str, age: float) -> str:
+    return f"{status} ({format_age(age)})" if status == "online" else f"{status} ({format_age(age)} ago)"
 
 
 def describe_params(params: Mapping[str, Any]) -> str:
