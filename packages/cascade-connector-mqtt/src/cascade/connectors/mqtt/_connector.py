@@ -38,7 +38,7 @@ from cascade.connectors.protocol.core import (
     check_callback,
 )
 
-from ._client import SUBSCRIBE_LOST, reason_text
+from ._client import SUBSCRIBE_LOST, Link, reason_text
 from ._lifecycle import Lifecycle
 from ._outbound import Ack, AckKind
 from ._session import Session
@@ -177,6 +177,12 @@ class MqttConnector(Lifecycle):
         """Whether a connection to the broker is up right now (False during an outage)."""
         session = self._session
         return session is not None and session.online
+
+    @property
+    def _link(self) -> Link | None:
+        """The current connection (the transport's `Link`), None during an outage (for tests)."""
+        session = self._session
+        return session.link if session is not None else None
 
     def __repr__(self) -> str:
         state = self._machine.state

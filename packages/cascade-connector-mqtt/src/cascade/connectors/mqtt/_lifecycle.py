@@ -181,6 +181,10 @@ class Lifecycle:
             session.inbound.append((topic, payload, retain, sids))
             session.wake.set()
 
+    def _link_malformed(self, link: Link, detail: str) -> None:
+        """The transport dropped an inbound message (unacceptable topic, oversize): count it."""
+        self._stats.malformed += 1
+
     def _link_published(self, link: Link, mid: int, reason: int) -> None:
         session = self._session
         if session is not None and link is session.link:
