@@ -304,12 +304,17 @@ class Link:
         size = _wire.qos1_packet_size(topic, payload) if qos else _wire.qos0_packet_size(topic, payload)
         return size <= limit
 
-    def publish_qos1(self, topic: str, payload: bytes, retain: bool) -> int | None:
+    def publish_qos1(self, topic: str, payload: bytes, retain: bool, expiry: int | None = None) -> int | None:
         """Hand a QoS 1 PUBLISH to paho; return its message id (its PUBACK comes through the owner's
-        ``_link_published``), or None if the connection is gone. Never blocks.
+        ``_link_published``), or None if the connection is gone. Never blocks. `expiry`: seconds,
+        the MQTT 5 Message Expiry Interval (None: none).
         """
+        props: Properties | None = None
+        if expiry is not None:
+            props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            props.MessageExpiryInterval = expiry
         for _ in range(4):
-            info = self._paho.publish(topic, payload, 1, bool(retain))
+            info = self._paho.publish(topic, payload, 1, bool(retain), props)
             if info.rc == paho.MQTT_ERR_SUCCESS:
                 return info.mid
             if self.lost or info.rc != paho.MQTT_ERR_QUEUE_SIZE:  # QUEUE_SIZE: message id in use; retry
@@ -369,9 +374,18 @@ class Link:
             except Exception:
                 _log.exception("internal error while counting a malformed message")
 
-    def _deliver(self, topic: str, payload: bytes | bytearray, retain: bool, sids: Sequence[int]) -> None:
+    def ack(self, mid: int) -> None:
+        """Send the PUBACK of inbound QoS 1 message `mid` (handed to the owner with that `mid`)."""
+        if self.lost:
+            return  # the broker sends it again on a resumed session; ours start clean: it is gone
+        with contextlib.suppress(Exception):
+            _hooks.send_puback(self._paho, mid)
+
+    def _deliver(
+        self, topic: str, payload: bytes | bytearray, retain: bool, sids: Sequence[int], mid: int = 0
+    ) -> None:
         try:
-            self._owner._link_message(self, topic, payload, retain, sids)
+            self._owner._link_message(self, topic, payload, retain, sids, mid)
         except Exception:
             _log.exception("internal error while receiving a message on %r", topic)
 
@@ -412,8 +426,12 @@ class Link:
             return _hooks.paho_handle_publish(client)  # never subscribed at QoS 2: paho's own flow
         if topic is None or problem is not None:
             self._drop(problem or "its topic is unacceptable")
+        elif qos == 1:
+            self._deliver(topic, payload, retain, sids, mid)  # the owner acknowledges (`ack`)
+            return MQTTErrorCode.MQTT_ERR_SUCCESS
         else:
             self._deliver(topic, payload, retain, sids)
+            return MQTTErrorCode.MQTT_ERR_SUCCESS
         if qos == 1:
             return _hooks.send_puback(client, mid)
         return MQTTErrorCode.MQTT_ERR_SUCCESS

@@ -45,7 +45,7 @@ class AckKind(enum.Enum):
 class Ack:
     """The completion of one QoS 1 message."""
 
-    __slots__ = ("future", "kind", "reason", "sent", "seq")
+    __slots__ = ("expiry", "future", "kind", "reason", "sent", "seq")
 
     def __init__(self, future: asyncio.Future[None] | None, kind: AckKind, seq: int = 0) -> None:
         self.future = future
@@ -53,6 +53,7 @@ class Ack:
         self.seq = seq  # the sync marker's number
         self.sent = 0  # position in the connection's send order
         self.reason = 0  # the PUBACK reason code
+        self.expiry: int | None = None  # MQTT 5 message expiry, seconds (presence offline)
 
 
 Entry = Outgoing[Ack]
@@ -78,8 +79,10 @@ class Wire(Protocol):
         """Queue a batch as one write; None if the connection is gone."""
         ...
 
-    def publish_qos1(self, topic: str, payload: bytes, retain: bool) -> int | None:
-        """Hand over one QoS 1 message; its message id, or None if the connection is gone."""
+    def publish_qos1(self, topic: str, payload: bytes, retain: bool, expiry: int | None = None) -> int | None:
+        """Hand over one QoS 1 message (`expiry`: seconds, MQTT 5 message expiry); its message id,
+        or None if the connection is gone.
+        """
         ...
 
     def write_now(self) -> None:
@@ -246,11 +249,15 @@ class Outbound:
             self.check_idle()
 
     def _send_qos1(self, wire: Wire, entry: Entry) -> bool:
-        mid = wire.publish_qos1(entry.topic, entry.data, entry.retain)
-        if mid is None:
-            return False
         ack = entry.ack
         assert ack is not None
+        expiry = ack.expiry
+        if expiry is None:
+            mid = wire.publish_qos1(entry.topic, entry.data, entry.retain)
+        else:
+            mid = wire.publish_qos1(entry.topic, entry.data, entry.retain, expiry)
+        if mid is None:
+            return False
         self.sent += 1
         ack.sent = self.sent
         self.inflight[mid] = entry
