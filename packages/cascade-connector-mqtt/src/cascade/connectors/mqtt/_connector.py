@@ -248,6 +248,11 @@ class MqttConnector(Lifecycle):
         if len(data) > _MAX_PAYLOAD:
             raise PayloadError(f"{len(data)} bytes encoded, more than one MQTT packet can carry")
         out = self._out
+        if out.max_packet_size is not None and out.too_large(topic, data, qos):
+            raise PayloadError(
+                f"{len(data)} bytes encoded for {topic!r}: more than the broker's Maximum Packet Size "
+                f"({out.max_packet_size} bytes) allows; send smaller messages"
+            )
         queue = out.queue
         if qos == 0:
             if len(queue) >= out.buffer.max_buffered:

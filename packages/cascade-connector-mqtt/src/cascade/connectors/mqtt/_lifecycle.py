@@ -155,9 +155,8 @@ class Lifecycle:
             async with asyncio.timeout_at(deadline):
                 await out.idle_waiter
         except TimeoutError:
-            _log.warning(
-                "disconnect: %d message(s) could not be sent within flush_timeout=%g s",
-                len(out.queue) + len(out.inflight),
+            _log.info(
+                "disconnect: the broker did not confirm everything within flush_timeout=%g s",
                 self._settings.flush_timeout,
             )
         finally:
@@ -183,7 +182,14 @@ class Lifecycle:
         if link is not None:
             link.abort()
         session.link = None
-        session.outbound.finish(self._stats)
+        dropped, unconfirmed = session.outbound.finish(self._stats)
+        if dropped or unconfirmed:
+            _log.warning(
+                "disconnect: %d message(s) never sent (counted in stats.dropped); %d written but not "
+                "confirmed by the broker (stats.unconfirmed; publish with qos=1 to know it arrived)",
+                dropped,
+                unconfirmed,
+            )
         session.registry.end()
         self._discard_inbound(session)
         self._session = None
@@ -203,8 +209,11 @@ class Lifecycle:
         session = self._session
         if session is None:
             return
-        if mid:  # QoS 1: never dropped; the broker holds the rest until we acknowledge (Receive Maximum)
-            session.inbound.append_kept((topic, payload, retain, sids, mid, link))
+        inbound = session.inbound
+        if mid:  # QoS 1: never dropped; beyond max_inbound we stop reading (the broker holds the rest)
+            inbound.append_kept((topic, payload, retain, sids, mid, link))
+            if len(inbound.queue) >= inbound.max_inbound:
+                link.pause_reading()
         else:
             session.inbound.append((topic, payload, retain, sids, 0, link))
         session.wake.set()
@@ -225,7 +234,7 @@ class Lifecycle:
         session.link = None
         if self._machine.state is ConnectorState.CONNECTED:
             self._machine.to(ConnectorState.RECONNECTING)
-        session.outbound.lost()
+        session.outbound.lost(requeue=not session.stopping())
         session.wake.set()
 
     # ------------------------------------------------------------------ the supervisor task
@@ -303,6 +312,8 @@ class Lifecycle:
                     self._discard_inbound(session)
                     return
                 await self._dispatch(session, *inbound.popleft())
+                if link.reading_paused and len(queue) < inbound.max_inbound:
+                    link.resume_reading()
                 continue
             if link.lost or session.ending is not Ending.OPEN:
                 return
@@ -348,7 +359,7 @@ class Lifecycle:
         """A new connection: presence, the sync topic, every live subscription, then the queue."""
         session.link = link
         out = session.outbound
-        out.attach(link, link.receive_maximum)
+        out.attach(link, link.receive_maximum, link.max_packet_size, link.fits)
         registry = session.registry
         registry.new_connection()
         sync = link.subscribe(registry.sync_topic, 1, SYNC_SID)
