@@ -46,7 +46,10 @@ def _broker_closed(reason: str | None) -> bool:
     """
     if reason is None or "Server shutting down" in reason:
         return False
-    return reason.startswith(("the broker sent DISCONNECT", "closed by the broker", "connection reset"))
+    # "connection lost": paho's generic end (its DISCONNECT or reset not read first), seen under load.
+    return reason.startswith(
+        ("the broker sent DISCONNECT", "closed by the broker", "connection reset", "connection lost")
+    )
 
 
 class Lifecycle:
