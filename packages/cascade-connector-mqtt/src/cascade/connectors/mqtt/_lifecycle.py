@@ -232,8 +232,10 @@ class Lifecycle:
             inbound.append_kept((topic, payload, retain, sids, mid, link))
             if len(inbound.queue) >= inbound.max_inbound:
                 link.pause_reading()
+        elif len(inbound.queue) < inbound.max_inbound:  # InboundQueue.append's hot path, inlined
+            inbound.queue.append((topic, payload, retain, sids, 0, link))
         else:
-            session.inbound.append((topic, payload, retain, sids, 0, link))
+            inbound.append((topic, payload, retain, sids, 0, link))
         session.wake.set()
 
     def _link_malformed(self, link: Link, detail: str) -> None:
