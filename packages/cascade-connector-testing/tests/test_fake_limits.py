@@ -79,3 +79,26 @@ async def test_max_inbound_is_checked_and_qos1_is_held_by_the_broker() -> None:
     assert got == list(range(20))
     assert worst <= 3
     assert subscriber.stats.dropped_inbound == 0
+
+
+@pytest.mark.asyncio
+async def test_mixed_qos_beyond_max_inbound_keeps_publish_order() -> None:
+    broker = InMemoryBroker()
+    gate = asyncio.Event()
+    got: list[int] = []
+
+    async def slow(_topic: str, payload: dict[str, Any]) -> None:
+        got.append(payload["i"])
+        await gate.wait()
+
+    async with InMemoryConnector(broker, max_inbound=2) as subscriber, InMemoryConnector(broker) as pub:
+        await subscriber.subscribe("mix/x", slow)
+        await pub.publish("mix/x", {"i": 0}, qos=1)
+        await eventually(lambda: got == [0])
+        for i in range(1, 40):
+            await pub.publish("mix/x", {"i": i}, qos=i % 2)
+        gate.set()
+        await broker.settle()
+    assert got == sorted(got), f"out of publish order: {got}"
+    assert [i for i in range(40) if i % 2] == [i for i in got if i % 2], "a QoS 1 message was lost"
+    assert subscriber.stats.dropped_inbound == 40 - len(got)
