@@ -236,8 +236,9 @@ class MqttConnector(Lifecycle):
         never raises because of an outage). ``qos=1`` returns once the broker acknowledged it, waiting
         across an outage if need be (bound it with `asyncio.timeout`; a message whose caller gave up is
         still sent). Raises `NotConnectedError` (also when `disconnect` runs before the broker
-        acknowledged a qos=1 message), `TopicError`, `PayloadError`, `ValueError` (qos not 0/1), or
-        `ConnectorError` if the broker refuses a qos=1 message.
+        acknowledged a qos=1 message), `TopicError`, `PayloadError` (also for a message larger than the
+        broker's Maximum Packet Size, once known), `ValueError` (qos not 0/1), or `ConnectorError` if
+        the broker refuses a qos=1 message (or closed the connection twice for it: quarantined).
         """
         state = self._machine.state
         if state is not _CONNECTED and state is not _RECONNECTING:

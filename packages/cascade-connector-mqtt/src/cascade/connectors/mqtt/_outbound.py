@@ -18,83 +18,20 @@ from __future__ import annotations
 __all__ = ["Ack", "AckKind", "Outbound", "Wire"]
 
 import asyncio
-import enum
 import logging
 from collections import deque
-from collections.abc import Callable, Sequence
-from typing import Final, NamedTuple, Protocol
+from collections.abc import Callable
+from typing import Final
 
 from cascade.connectors.protocol import ConnectorError, ConnectorStats, PayloadError
 from cascade.connectors.protocol.core import OutboundBuffer, Outgoing, unsent_at_disconnect
+
+from ._outbound_types import Ack, AckKind, Entry, Unconfirmed, Wire, Written
 
 MAX_INFLIGHT: Final = 20  # QoS 1 messages awaiting PUBACK (also capped by the broker's Receive Maximum)
 MAX_UNWRITTEN: Final = 8  # QoS 0 batches handed to the wire but not yet written to the socket
 UNCONFIRMED_BYTES: Final = 4 * 1024 * 1024  # QoS 0 bytes kept for a resend until the broker has them
 BATCH_BYTES: Final = 64 * 1024  # a batch closes once it holds this many bytes of topics and payloads
-
-
-class AckKind(enum.Enum):
-    """What a QoS 1 message is for."""
-
-    USER = "user"  # a caller's publish(qos=1)
-    PRESENCE = "presence"  # online / offline status
-    MARKER = "marker"  # a sync marker (end of a retained replay)
-    CONFIRM = "confirm"  # proves earlier QoS 0 batches arrived
-
-
-class Ack:
-    """The completion of one QoS 1 message."""
-
-    __slots__ = ("expiry", "future", "kind", "reason", "sent", "seq")
-
-    def __init__(self, future: asyncio.Future[None] | None, kind: AckKind, seq: int = 0) -> None:
-        self.future = future
-        self.kind = kind
-        self.seq = seq  # the sync marker's number
-        self.sent = 0  # position in the connection's send order
-        self.reason = 0  # the PUBACK reason code
-        self.expiry: int | None = None  # MQTT 5 message expiry, seconds (presence offline)
-
-
-Entry = Outgoing[Ack]
-
-
-class Written(Protocol):
-    """A handed-over QoS 0 batch: whether it is written to the socket yet."""
-
-    def is_published(self) -> bool:
-        """True once written."""
-        ...
-
-
-class Wire(Protocol):
-    """The send side of one connection (the transport's `Link`)."""
-
-    @property
-    def lost(self) -> bool:
-        """Whether the connection is gone."""
-        ...
-
-    def send_qos0(self, batch: Sequence[tuple[str, bytes, bool, object]]) -> Written | None:
-        """Queue a batch as one write; None if the connection is gone."""
-        ...
-
-    def publish_qos1(self, topic: str, payload: bytes, retain: bool, expiry: int | None = None) -> int | None:
-        """Hand over one QoS 1 message (`expiry`: seconds, MQTT 5 message expiry); its message id,
-        or None if the connection is gone.
-        """
-        ...
-
-    def write_now(self) -> None:
-        """Write what is queued now, as far as the socket takes it."""
-        ...
-
-
-class _Unconfirmed(NamedTuple):
-    sent: int  # send position of the batch
-    batch: list[Entry]
-    size: int  # bytes of topics and payloads
-    written: Written  # whether the batch left for the socket
 
 
 class Outbound:
@@ -118,7 +55,7 @@ class Outbound:
         self.control: deque[Entry] = deque()
         self.inflight: dict[int, Entry] = {}
         self.unwritten: deque[Written] = deque()
-        self.unconfirmed: deque[_Unconfirmed] = deque()
+        self.unconfirmed: deque[Unconfirmed] = deque()
         self.unconfirmed_bytes = 0
         self.sent = 0  # send positions: every QoS 0 batch and QoS 1 message handed over takes the next
         self.confirm: Ack | None = None
@@ -343,7 +280,7 @@ class Outbound:
                     return
                 unwritten.append(written)
                 self.sent += 1
-                unconfirmed.append(_Unconfirmed(self.sent, batch, size, written))
+                unconfirmed.append(Unconfirmed(self.sent, batch, size, written))
                 self.unconfirmed_bytes += size
                 while self.unconfirmed_bytes > UNCONFIRMED_BYTES:
                     self.unconfirmed_bytes -= unconfirmed.popleft().size
