@@ -92,6 +92,8 @@ class Link:
         self.max_packet_size: int | None = None
         self.loss_reason: str | None = None
         self.malformed = 0
+        self.reading_paused = False  # backpressure: `pause_reading` / `resume_reading`
+        self._fd = -1
         self.private_api = _hooks.private_api_enabled()
         self._driver = make_driver(self, settings, private=self.private_api)
         self._paho = self._driver.paho
@@ -148,6 +150,47 @@ class Link:
                 self._framer.last_packet = time.monotonic()
                 self._watchdog = self._loop.call_later(keepalive * _CHECK_EVERY, self._watch)
         self._driver.lost_future().add_done_callback(self._on_disconnected)
+        sock = self._paho.socket()
+        if sock is not None and sock.fileno() >= 0:
+            # Our own reader (the drivers' equivalent, plus a pause check between packets).
+            self._fd = sock.fileno()
+            self._loop.remove_reader(self._fd)
+            self._loop.add_reader(self._fd, self._read_ready)
+
+    def _read_ready(self) -> None:
+        """The socket is readable: let paho read packets until the buffer is empty or we pause."""
+        client = self._paho
+        try:
+            while not self.lost and not self.reading_paused:
+                client.loop_read()
+                sock = client.socket()
+                pending = getattr(sock, "pending", None)
+                if pending is None or pending() <= 0:
+                    break
+        except Exception as exc:  # a broken socket: the connection is gone
+            self.note_loss(f"connection reset ({exc})")
+            self.abort()
+
+    def pause_reading(self) -> None:
+        """Stop reading from the socket (inbound backpressure: the broker holds what we do not read).
+
+        Keepalive loss is not detected while paused (the broker's silence is ours).
+        """
+        if self.lost or self.reading_paused or self._fd < 0:
+            return
+        self.reading_paused = True
+        self._loop.remove_reader(self._fd)
+
+    def resume_reading(self) -> None:
+        """Read again after `pause_reading` (what is already buffered first)."""
+        if not self.reading_paused:
+            return
+        self.reading_paused = False
+        if self.lost or self._fd < 0:
+            return
+        self._framer.last_packet = time.monotonic()
+        self._loop.add_reader(self._fd, self._read_ready)
+        self._loop.call_soon(self._read_ready)
 
     def _on_connack(self, props: Properties | None) -> None:
         if props is None:
@@ -206,6 +249,8 @@ class Link:
         if self.lost:
             return
         keepalive = self._settings.keepalive
+        if self.reading_paused:
+            self._framer.last_packet = time.monotonic()  # silence while we do not read is ours
         last = self._framer.last_packet
         silent = time.monotonic() - last
         if silent >= keepalive * _LOST_AFTER:
@@ -304,12 +349,17 @@ class Link:
         size = _wire.qos1_packet_size(topic, payload) if qos else _wire.qos0_packet_size(topic, payload)
         return size <= limit
 
-    def publish_qos1(self, topic: str, payload: bytes, retain: bool) -> int | None:
+    def publish_qos1(self, topic: str, payload: bytes, retain: bool, expiry: int | None = None) -> int | None:
         """Hand a QoS 1 PUBLISH to paho; return its message id (its PUBACK comes through the owner's
-        ``_link_published``), or None if the connection is gone. Never blocks.
+        ``_link_published``), or None if the connection is gone. Never blocks. `expiry`: seconds,
+        the MQTT 5 Message Expiry Interval (None: none).
         """
+        props: Properties | None = None
+        if expiry is not None:
+            props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            props.MessageExpiryInterval = expiry
         for _ in range(4):
-            info = self._paho.publish(topic, payload, 1, bool(retain))
+            info = self._paho.publish(topic, payload, 1, bool(retain), props)
             if info.rc == paho.MQTT_ERR_SUCCESS:
                 return info.mid
             if self.lost or info.rc != paho.MQTT_ERR_QUEUE_SIZE:  # QUEUE_SIZE: message id in use; retry
@@ -369,9 +419,18 @@ class Link:
             except Exception:
                 _log.exception("internal error while counting a malformed message")
 
-    def _deliver(self, topic: str, payload: bytes | bytearray, retain: bool, sids: Sequence[int]) -> None:
+    def ack(self, mid: int) -> None:
+        """Send the PUBACK of inbound QoS 1 message `mid` (handed to the owner with that `mid`)."""
+        if self.lost or not self.private_api:
+            return  # lost: ours are clean sessions, it is gone; public path: paho acknowledged it
+        with contextlib.suppress(Exception):
+            _hooks.send_puback(self._paho, mid)
+
+    def _deliver(
+        self, topic: str, payload: bytes | bytearray, retain: bool, sids: Sequence[int], mid: int = 0
+    ) -> None:
         try:
-            self._owner._link_message(self, topic, payload, retain, sids)
+            self._owner._link_message(self, topic, payload, retain, sids, mid)
         except Exception:
             _log.exception("internal error while receiving a message on %r", topic)
 
@@ -394,7 +453,10 @@ class Link:
         sids: Sequence[int] = ()
         if props is not None:
             sids = getattr(props, "SubscriptionIdentifier", ())
-        self._deliver(topic, payload, bool(message.retain), sids)
+        # paho's public API has already acknowledged a QoS 1 message: its mid only marks it as one
+        # that must not be dropped (`ack` does nothing on this path).
+        mid = message.mid if message.qos == 1 else 0
+        self._deliver(topic, payload, bool(message.retain), sids, mid)
 
     def _handle_publish(self) -> MQTTErrorCode:
         """Paho's ``_handle_publish`` without building an ``MQTTMessage`` and MQTT 5 ``Properties`` per
@@ -412,8 +474,12 @@ class Link:
             return _hooks.paho_handle_publish(client)  # never subscribed at QoS 2: paho's own flow
         if topic is None or problem is not None:
             self._drop(problem or "its topic is unacceptable")
+        elif qos == 1:
+            self._deliver(topic, payload, retain, sids, mid)  # the owner acknowledges (`ack`)
+            return MQTTErrorCode.MQTT_ERR_SUCCESS
         else:
             self._deliver(topic, payload, retain, sids)
+            return MQTTErrorCode.MQTT_ERR_SUCCESS
         if qos == 1:
             return _hooks.send_puback(client, mid)
         return MQTTErrorCode.MQTT_ERR_SUCCESS

@@ -26,6 +26,11 @@ def make_driver(events: LinkEvents, settings: LinkSettings, *, private: bool) ->
     tls = settings.tls
     connect_props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     connect_props.MaximumPacketSize = settings.max_inbound_packet_size
+    connect_props.ReceiveMaximum = settings.receive_maximum
+    will_props: Properties | None = None
+    if settings.will_expiry is not None:
+        will_props = Properties(PacketTypes.WILLMESSAGE)  # type: ignore[no-untyped-call]
+        will_props.MessageExpiryInterval = settings.will_expiry
     # A context that does not check host names must not have paho check them either.
     insecure = True if tls is not None and not tls.check_hostname else None
     if not private:
@@ -36,7 +41,7 @@ def make_driver(events: LinkEvents, settings: LinkSettings, *, private: bool) ->
             identifier=settings.client_id,
             username=settings.username,
             password=settings.password,
-            will=(settings.will_topic, settings.will_payload),
+            will=(settings.will_topic, settings.will_payload, will_props),
             keepalive=settings.keepalive,
             timeout=settings.connect_timeout,
             tls_context=tls,
@@ -52,7 +57,9 @@ def make_driver(events: LinkEvents, settings: LinkSettings, *, private: bool) ->
         password=settings.password,
         identifier=settings.client_id,
         protocol=aiomqtt.ProtocolVersion.V5,
-        will=aiomqtt.Will(settings.will_topic, settings.will_payload, qos=1, retain=True),
+        will=aiomqtt.Will(
+            settings.will_topic, settings.will_payload, qos=1, retain=True, properties=will_props
+        ),
         keepalive=settings.keepalive,
         timeout=settings.connect_timeout,
         tls_context=tls,

@@ -35,9 +35,11 @@ class LinkOwner(Protocol):
     """
 
     def _link_message(
-        self, link: Link, topic: str, payload: bytes | bytearray, retain: bool, sids: Sequence[int]
+        self, link: Link, topic: str, payload: bytes | bytearray, retain: bool, sids: Sequence[int], mid: int
     ) -> None:
-        """An inbound PUBLISH."""
+        """An inbound PUBLISH. `mid` 0: nothing to acknowledge; else the owner must call
+        ``link.ack(mid)`` once the message's callbacks ran (QoS 1, acknowledged manually).
+        """
         ...
 
     def _link_published(self, link: Link, mid: int, reason: int) -> None:
@@ -54,6 +56,9 @@ class LinkSettings:
     """Everything needed to open one connection. `password` never leaves this object (no repr).
 
     `max_inbound_packet_size` (bytes, whole packet) is announced in CONNECT and enforced on reading.
+    `receive_maximum` is announced in CONNECT: the broker sends at most that many QoS 1 messages we
+    have not acknowledged yet (the owner acknowledges with `Link.ack`). `will_expiry`: seconds, the
+    last will's MQTT 5 message expiry (None: none).
     """
 
     hostname: str
@@ -67,6 +72,8 @@ class LinkSettings:
     will_topic: str
     will_payload: bytes
     max_inbound_packet_size: int = DEFAULT_MAX_INBOUND_PACKET_SIZE
+    receive_maximum: int = 65535
+    will_expiry: int | None = None
 
     def __repr__(self) -> str:
         return (

@@ -41,7 +41,7 @@ class PahoDriver:
         identifier: str,
         username: str | None,
         password: str | None,
-        will: tuple[str, bytes],
+        will: tuple[str, bytes, Properties | None],
         keepalive: int,
         timeout: float,
         tls_context: ssl.SSLContext | None,
@@ -69,7 +69,7 @@ class PahoDriver:
             client.tls_set_context(tls_context)
             if tls_insecure:
                 client.tls_insecure_set(True)
-        client.will_set(will[0], will[1], qos=1, retain=True)
+        client.will_set(will[0], will[1], qos=1, retain=True, properties=will[2])
         client.max_inflight_messages_set(0)
         client.connect_timeout = timeout
         client.on_connect = self._on_connect

@@ -29,8 +29,8 @@ class SubscriptionHandle(Protocol):
 class Connector(Protocol):
     """A connection to a message backend (MQTT in production, in-memory in tests).
 
-    Every connector keeps these twelve promises (the contract suite in ``cascade-connector-testing``
-    checks each of them):
+    Every connector keeps these promises (the contract suite in ``cascade-connector-testing``
+    checks each of them; docs/contract.md numbers them):
 
     1. **Lifecycle.** `connect` and `disconnect` are idempotent; `disconnect` before `connect` is a
        no-op; connect → disconnect → connect works. `publish`/`subscribe` on a connector that was never
@@ -63,7 +63,13 @@ class Connector(Protocol):
         backoff with jitter), re-subscribes (retained state is delivered again), and sends the
         publishes queued meanwhile in order, from a bounded buffer that drops the oldest QoS 0
         message when full. `publish` never raises because of an outage.
-    12. **Observability.** ``connector.stats`` is a `ConnectorStats` snapshot.
+    12. **Observability.** ``connector.stats`` is a `ConnectorStats` snapshot; after `disconnect`,
+        ``published`` == handed to the backend + ``dropped``.
+    13. **Bounded inbound.** ``max_inbound`` bounds messages received and not yet handed to
+        callbacks: beyond it the oldest QoS 0 one is dropped (``dropped_inbound``); QoS 1 waits at
+        the backend and is acknowledged only after its callbacks ran.
+    14. **No poison.** What the backend would refuse is refused in the caller when it can be known;
+        what turns out refused later is dropped, counted and logged, never re-sent forever.
     """
 
     @property
@@ -99,18 +105,30 @@ class ConnectorStats:
 
     - ``published``: messages accepted by `publish`.
     - ``delivered``: callback invocations.
-    - ``dropped``: accepted messages never sent (buffer overflow, or left over at disconnect).
-    - ``malformed``: inbound messages skipped because they were not UTF-8 JSON objects.
+    - ``dropped``: accepted messages never handed to the backend (buffer overflow, too large for
+      the broker, quarantined, or left over at disconnect). A message already handed over is never
+      counted here: after `disconnect`, ``published == handed over + dropped``.
+    - ``dropped_inbound``: received messages discarded before their callbacks ran (``max_inbound``
+      exceeded by QoS 0 messages, or left over at disconnect).
+    - ``malformed``: inbound messages skipped because they were not UTF-8 JSON objects (or had a
+      topic the grammar refuses).
     - ``callback_errors``: callback invocations that raised.
     - ``reconnects``: successful reconnections after a lost connection.
+    - ``unconfirmed``: messages handed to the backend whose arrival was not confirmed when a
+      connection ended (`disconnect` timing out, or a loss); they may or may not have arrived.
+    - ``quarantined``: messages dropped (also counted in ``dropped``) because the broker closed the
+      connection twice in a row while they were in flight.
     """
 
     published: int = 0
     delivered: int = 0
     dropped: int = 0
+    dropped_inbound: int = 0
     malformed: int = 0
     callback_errors: int = 0
     reconnects: int = 0
+    unconfirmed: int = 0
+    quarantined: int = 0
 
     def as_dict(self) -> dict[str, int]:
         """The counters as a plain dict."""
