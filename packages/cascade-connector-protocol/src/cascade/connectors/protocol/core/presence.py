@@ -9,7 +9,8 @@ import secrets
 import socket
 
 from ..codec import encode_payload
-from ..schemas import PresenceStatus, StatusMessage, utc_now_iso
+from ..control import PresenceStatus, StatusMessage
+from ..schemas import utc_now_iso
 from ..topics import status_topic
 
 
