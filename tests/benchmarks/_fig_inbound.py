@@ -2,8 +2,10 @@
 
 7. Inbound: one ``mosquitto_pub -l`` process publishes `inbound_messages` pre-encoded telemetry
    messages on a fresh topic; the subscriber under test (an `MqttConnector`, a paho-mqtt client, or
-   ``mosquitto_sub`` as the C context) is subscribed first. The clock runs from the publisher's start
-   to the last arrival in the subscriber's callback. The subscribers take turns in each repeat.
+   ``mosquitto_sub`` as the C context) is subscribed first; each at its fastest protocol version
+   (the connector and mosquitto_sub MQTT 5, paho-mqtt 3.1.1). The clock runs
+   from the publisher's start to the last arrival in the subscriber's callback. The subscribers take
+   turns in each repeat.
    Target: the connector at least 2x paho-mqtt, nothing lost, duplicated or reordered.
 8. Fan-in: one observer on ``TELEMETRY_FILTER`` while `fanin_publishers` ``mosquitto_pub -l``
    processes, each with its own run id and telemetry topic, publish `fanin_messages` each at once.
@@ -63,7 +65,7 @@ async def inbound_c_run(bench: Bench, count: int, qos: int) -> tuple[float, Deli
     payloads = telemetry_payloads(count)
     publisher = CClientPublisher(bench.server)
     await publisher.setup(topic, payloads, qos)
-    counter = ArrivalCounter(bench.server, topic, count, qos)
+    counter = ArrivalCounter(bench.server, topic, count, qos, mqtt5=True)
     try:
         await asyncio.to_thread(counter.start)
         try:
