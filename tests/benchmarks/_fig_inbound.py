@@ -93,13 +93,15 @@ async def figure_inbound(bench: Bench) -> list[Row]:
         series = {name: Series(f"{name} subscriber", "msg/s") for name in (*makers, _C_SUB)}
         for rep in range(sizes.repeats):
             for name in series:
-                if name == _C_SUB:
+                subscriber = None if name == _C_SUB else makers[name]()
+                if subscriber is None:
                     rate, delivery = await inbound_c_run(bench, sizes.inbound_messages, qos)
                 else:
-                    rate, delivery = await inbound_run(bench, makers[name](), sizes.inbound_messages, qos)
+                    rate, delivery = await inbound_run(bench, subscriber, sizes.inbound_messages, qos)
                 series[name].add(rate)
                 series[name].problems.extend(delivery.problems())
                 extra = ", ".join(delivery.problems()) or "all delivered in order"
+                extra += _dropped_text(subscriber)
                 bench.log(f"[inbound qos{qos} {rep + 1}/{sizes.repeats}] {name}: {rate:,.0f} msg/s ({extra})")
         label = f"7. inbound qos{qos}"
         note = f"{sizes.inbound_messages} messages from mosquitto_pub -l into a callback"
@@ -135,6 +137,12 @@ async def fanin_run(bench: Bench, observer: Subscriber) -> tuple[float, dict[str
     return (arrived / elapsed if elapsed > 0 and arrived else 0.0), deliveries
 
 
+def _dropped_text(subscriber: Subscriber | None) -> str:
+    """``; dropped_inbound N`` when the subscriber is a connector that counted inbound drops."""
+    dropped = getattr(subscriber, "dropped_inbound", None)
+    return f"; the connector counted {dropped} in stats.dropped_inbound" if dropped else ""
+
+
 def _fanin_problems(deliveries: dict[str, Delivery]) -> list[str]:
     out = []
     for index, delivery in enumerate(deliveries.values()):
@@ -155,14 +163,15 @@ async def figure_fanin(bench: Bench) -> list[Row]:
     lost = dict.fromkeys(makers, 0)
     for rep in range(sizes.repeats):
         for name, make in makers.items():
-            rate, deliveries = await fanin_run(bench, make())
+            observer = make()
+            rate, deliveries = await fanin_run(bench, observer)
             problems = _fanin_problems(deliveries)
             series[name].add(rate)
             series[name].problems.extend(problems)
             lost[name] += sum(d.lost for d in deliveries.values())
             bench.log(
                 f"[fan-in {rep + 1}/{sizes.repeats}] {name}: {rate:,.0f} msg/s "
-                f"({'; '.join(problems) or 'every publisher complete and in order'})"
+                f"({'; '.join(problems) or 'every publisher complete and in order'}{_dropped_text(observer)})"
             )
     total = sizes.fanin_publishers * sizes.fanin_messages
     note = (

@@ -120,6 +120,8 @@ class ConnectorSubscriber:
         self._factory = factory
         self._connector: Connector | None = None
         self._progress = _Progress()
+        # What the connector counted in ``stats.dropped_inbound`` (None: it has no such counter).
+        self.dropped_inbound: int | None = None
 
     @property
     def arrivals(self) -> list[Arrival]:
@@ -149,9 +151,12 @@ class ConnectorSubscriber:
 
     async def close(self) -> None:
         """Disconnect."""
-        if self._connector is not None:
-            await self._connector.disconnect()
+        connector = self._connector
+        if connector is not None:
             self._connector = None
+            await connector.disconnect()
+            dropped = getattr(connector.stats, "dropped_inbound", None)
+            self.dropped_inbound = None if dropped is None else int(dropped)
 
 
 class PahoSubscriber:
