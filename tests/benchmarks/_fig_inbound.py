@@ -30,6 +30,8 @@ from ._subscribers import ConnectorSubscriber, PahoSubscriber, Subscriber, check
 from ._workload import Delivery, telemetry_payloads
 
 _C_SUB = "mosquitto_sub"
+# QoS 1 messages the C publisher keeps unacknowledged (its default, 20, would make it the limit).
+PUBLISHER_INFLIGHT = 256
 
 
 def _rate(delivery: Delivery, start: float, end: float) -> float:
@@ -43,7 +45,7 @@ async def inbound_run(bench: Bench, subscriber: Subscriber, count: int, qos: int
     topic = unique("bench/inbound")
     run_id = unique("run-in")
     payloads = telemetry_payloads(count, run_id)
-    publisher = CClientPublisher(bench.server)
+    publisher = CClientPublisher(bench.server, max_inflight=PUBLISHER_INFLIGHT)
     await publisher.setup(topic, payloads, qos)
     try:
         await subscriber.setup(topic, count)
@@ -63,7 +65,7 @@ async def inbound_c_run(bench: Bench, count: int, qos: int) -> tuple[float, Deli
     """The same run with ``mosquitto_sub -C`` as the subscriber (the C context)."""
     topic = unique("bench/inbound")
     payloads = telemetry_payloads(count)
-    publisher = CClientPublisher(bench.server)
+    publisher = CClientPublisher(bench.server, max_inflight=PUBLISHER_INFLIGHT)
     await publisher.setup(topic, payloads, qos)
     counter = ArrivalCounter(bench.server, topic, count, qos, mqtt5=True)
     try:
