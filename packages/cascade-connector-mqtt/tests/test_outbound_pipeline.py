@@ -41,7 +41,7 @@ class FakeWire:
         self.written.append(written)
         return written
 
-    def publish_qos1(self, topic: str, payload: bytes, retain: bool) -> int | None:
+    def publish_qos1(self, topic: str, payload: bytes, retain: bool, expiry: int | None = None) -> int | None:
         if self.lost:
             return None
         self._mid += 1

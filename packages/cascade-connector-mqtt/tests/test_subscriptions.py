@@ -196,7 +196,9 @@ async def test_subscribe_returns_even_when_the_broker_drops_the_sync_marker(
     connector sends another marker and says retained messages may be missing.
     """
     server = mosquitto_factory(max_queued_messages=30)
-    publisher, subscriber = make(server), make(server)
+    # max_inbound=20 is announced as our Receive Maximum: Mosquitto keeps 20 in flight to us,
+    # queues 30 more and drops the rest (with the default, 10 000, all 120 would be in flight).
+    publisher, subscriber = make(server), make(server, max_inbound=20)
     await publisher.connect()
     for i in range(120):
         await publisher.publish(f"many/{i}", {"i": i}, qos=1, retain=True)

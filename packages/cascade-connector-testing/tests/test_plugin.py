@@ -74,8 +74,8 @@ def test_missing_capabilities_skip_with_a_message_naming_them(pytester: pytest.P
     assert "Capability.DROP" in reasons["test_abrupt_loss_reconnects_and_resubscribes"]
     malformed = reasons["test_malformed_inbound_messages_are_skipped_logged_and_counted"]
     assert "Capability.INJECT_RAW" in malformed
-    assert len(skipped) == 11  # 2 need INJECT_RAW, 2 DROP, 7 STOP_BACKEND
-    assert len(passed) == 36
+    assert len(skipped) == 12  # 2 need INJECT_RAW, 2 DROP, 8 STOP_BACKEND
+    assert len(passed) == 40
 
 
 UNDECLARED = """

@@ -38,11 +38,12 @@ from cascade.connectors.protocol.core import (
     check_callback,
 )
 
-from ._client import SUBSCRIBE_LOST, reason_text
+from ._client import SUBSCRIBE_LOST, Link, reason_text
 from ._lifecycle import Lifecycle
+from ._link_types import DEFAULT_MAX_INBOUND_PACKET_SIZE
 from ._outbound import Ack, AckKind
 from ._session import Session
-from ._settings import MqttSettings
+from ._settings import DEFAULT_PRESENCE_EXPIRY, MqttSettings
 from ._subscriptions import MqttSubscription
 from ._url import InvalidUrlError, parse_url, redact_url
 
@@ -63,6 +64,13 @@ class MqttConnector(Lifecycle):
     - `keepalive`: seconds between keepalive pings (a dead link is detected after 1.5x that).
     - `max_buffered`: messages accepted by `publish` and not yet handed to the broker; when full, the
       oldest QoS 0 message is dropped and counted in ``stats.dropped``. QoS 1 is never dropped.
+    - `max_inbound`: messages received and not yet handed to callbacks. Beyond it the oldest QoS 0
+      message is dropped and counted in ``stats.dropped_inbound``; QoS 1 is held by the broker (we
+      announce it as our Receive Maximum and acknowledge a message only after its callbacks ran).
+    - `max_inbound_packet_size`: bytes; the Maximum Packet Size we announce (default 1 MiB): the
+      broker drops larger messages for us; a larger packet ends the connection.
+    - `presence_expiry`: seconds the broker keeps our retained ``offline`` presence (MQTT 5 message
+      expiry, default 24 h; None: forever), so a source that is gone disappears from ``status``.
     - `reconnect_min_delay`, `reconnect_max_delay`: seconds; capped exponential backoff with full jitter.
     - `connect_timeout`: seconds for each of TCP connect, TLS handshake and CONNACK (and other waits on
       the broker, such as UNSUBACK). `flush_timeout`: seconds `disconnect` spends sending what is queued.
@@ -84,6 +92,9 @@ class MqttConnector(Lifecycle):
         keepalive: int = 60,
         source: str | None = None,
         max_buffered: int = 10_000,
+        max_inbound: int = 10_000,
+        max_inbound_packet_size: int = DEFAULT_MAX_INBOUND_PACKET_SIZE,
+        presence_expiry: float | None = DEFAULT_PRESENCE_EXPIRY,
         reconnect_min_delay: float = 0.1,
         reconnect_max_delay: float = 1.0,
         connect_timeout: float = 5.0,
@@ -99,6 +110,9 @@ class MqttConnector(Lifecycle):
             keepalive=keepalive,
             source=source,
             max_buffered=max_buffered,
+            max_inbound=max_inbound,
+            max_inbound_packet_size=max_inbound_packet_size,
+            presence_expiry=presence_expiry,
             reconnect_min_delay=reconnect_min_delay,
             reconnect_max_delay=reconnect_max_delay,
             connect_timeout=connect_timeout,
@@ -131,7 +145,8 @@ class MqttConnector(Lifecycle):
 
         ``mqtts://`` enables TLS with certificate and host name verification (port 8883 by default);
         its options ``ca_file``, ``cert_file`` and ``key_file`` name PEM files. Other options:
-        ``client_id``, ``source``, ``keepalive``, ``max_buffered``, ``reconnect_min_delay``,
+        ``client_id``, ``source``, ``keepalive``, ``max_buffered``, ``max_inbound``,
+        ``max_inbound_packet_size``, ``presence_expiry`` (seconds, or ``none``), ``reconnect_min_delay``,
         ``reconnect_max_delay``, ``connect_timeout``, ``flush_timeout``. Keyword `overrides` win over the
         URL. Raises `InvalidUrlError` (a `ValueError`) naming the problem; the password is never shown.
         """
@@ -177,6 +192,12 @@ class MqttConnector(Lifecycle):
         """Whether a connection to the broker is up right now (False during an outage)."""
         session = self._session
         return session is not None and session.online
+
+    @property
+    def _link(self) -> Link | None:
+        """The current connection (the transport's `Link`), None during an outage (for tests)."""
+        session = self._session
+        return session.link if session is not None else None
 
     def __repr__(self) -> str:
         state = self._machine.state
@@ -227,6 +248,11 @@ class MqttConnector(Lifecycle):
         if len(data) > _MAX_PAYLOAD:
             raise PayloadError(f"{len(data)} bytes encoded, more than one MQTT packet can carry")
         out = self._out
+        if out.max_packet_size is not None and out.too_large(topic, data, qos):
+            raise PayloadError(
+                f"{len(data)} bytes encoded for {topic!r}: more than the broker's Maximum Packet Size "
+                f"({out.max_packet_size} bytes) allows; send smaller messages"
+            )
         queue = out.queue
         if qos == 0:
             if len(queue) >= out.buffer.max_buffered:

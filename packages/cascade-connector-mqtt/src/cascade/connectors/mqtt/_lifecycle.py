@@ -13,9 +13,16 @@ __all__ = ["Lifecycle"]
 import asyncio
 import functools
 import logging
+import math
 from collections.abc import Sequence
 
-from cascade.connectors.protocol import ConnectorError, ConnectorStats, PayloadError, decode_payload
+from cascade.connectors.protocol import (
+    ConnectorError,
+    ConnectorStats,
+    PayloadError,
+    decode_payload,
+    utc_now_iso,
+)
 from cascade.connectors.protocol.core import Backoff, ConnectorState, Outgoing, Presence, StateMachine
 
 from ._client import SUBSCRIBE_LOST, Link, LinkSettings, reason_text
@@ -41,8 +48,9 @@ class Lifecycle:
     def _new_session(self) -> Session:
         return Session(self._settings, self._stats, _log, reason_text)
 
-    def _link_settings(self) -> LinkSettings:
+    def _link_settings(self, session: Session) -> LinkSettings:
         s = self._settings
+        session.presence_ts = utc_now_iso()
         return LinkSettings(
             hostname=s.hostname,
             port=s.port,
@@ -53,8 +61,16 @@ class Lifecycle:
             keepalive=s.keepalive,
             connect_timeout=s.connect_timeout,
             will_topic=s.status_topic,
-            will_payload=self._presence.offline(),
+            will_payload=self._presence.offline(session.presence_ts),
+            max_inbound_packet_size=s.max_inbound_packet_size,
+            receive_maximum=min(s.max_inbound, 65535),
+            will_expiry=self._presence_expiry(),
         )
+
+    def _presence_expiry(self) -> int | None:
+        """The MQTT 5 message expiry (whole seconds) of our retained ``offline`` presence."""
+        expiry = self._settings.presence_expiry
+        return None if expiry is None else max(1, math.ceil(expiry))
 
     def _get_lock(self) -> asyncio.Lock:
         if self._lock is None:
@@ -74,7 +90,7 @@ class Lifecycle:
             self._machine.to(ConnectorState.CONNECTING)
             session = self._new_session()
             try:
-                link = await Link.open(self._link_settings(), self)
+                link = await Link.open(self._link_settings(session), self)
             except BaseException:
                 self._machine.to(ConnectorState.IDLE)
                 raise
@@ -112,6 +128,7 @@ class Lifecycle:
                 link = session.link
                 if link is not None and not link.lost:
                     ack = Ack(loop.create_future(), AckKind.PRESENCE)
+                    ack.expiry = self._presence_expiry()
                     session.outbound.send_control(
                         Outgoing(self._settings.status_topic, self._presence.offline(), True, ack)
                     )
@@ -138,9 +155,8 @@ class Lifecycle:
             async with asyncio.timeout_at(deadline):
                 await out.idle_waiter
         except TimeoutError:
-            _log.warning(
-                "disconnect: %d message(s) could not be sent within flush_timeout=%g s",
-                len(out.queue) + len(out.inflight),
+            _log.info(
+                "disconnect: the broker did not confirm everything within flush_timeout=%g s",
                 self._settings.flush_timeout,
             )
         finally:
@@ -166,20 +182,45 @@ class Lifecycle:
         if link is not None:
             link.abort()
         session.link = None
-        session.outbound.finish(self._stats)
+        dropped, unconfirmed = session.outbound.finish(self._stats)
+        if dropped or unconfirmed:
+            _log.warning(
+                "disconnect: %d message(s) never sent (counted in stats.dropped); %d written but not "
+                "confirmed by the broker (stats.unconfirmed; publish with qos=1 to know it arrived)",
+                dropped,
+                unconfirmed,
+            )
         session.registry.end()
-        session.inbound.clear()
+        self._discard_inbound(session)
         self._session = None
+
+    def _discard_inbound(self, session: Session) -> None:
+        """The session ends: what was received and not dispatched is counted in ``dropped_inbound``."""
+        sync = session.registry.sync_topic
+        count = session.inbound.discard_all(lambda entry: entry[0] != sync)
+        if count:
+            _log.warning("disconnect: %d received message(s) discarded before their callbacks ran", count)
 
     # ------------------------------------------------------------------ callbacks from the Link
 
     def _link_message(
-        self, link: Link, topic: str, payload: bytes | bytearray, retain: bool, sids: Sequence[int]
+        self, link: Link, topic: str, payload: bytes | bytearray, retain: bool, sids: Sequence[int], mid: int
     ) -> None:
         session = self._session
-        if session is not None:
-            session.inbound.append((topic, payload, retain, sids))
-            session.wake.set()
+        if session is None:
+            return
+        inbound = session.inbound
+        if mid:  # QoS 1: never dropped; beyond max_inbound we stop reading (the broker holds the rest)
+            inbound.append_kept((topic, payload, retain, sids, mid, link))
+            if len(inbound.queue) >= inbound.max_inbound:
+                link.pause_reading()
+        else:
+            session.inbound.append((topic, payload, retain, sids, 0, link))
+        session.wake.set()
+
+    def _link_malformed(self, link: Link, detail: str) -> None:
+        """The transport dropped an inbound message (unacceptable topic, oversize): count it."""
+        self._stats.malformed += 1
 
     def _link_published(self, link: Link, mid: int, reason: int) -> None:
         session = self._session
@@ -193,7 +234,7 @@ class Lifecycle:
         session.link = None
         if self._machine.state is ConnectorState.CONNECTED:
             self._machine.to(ConnectorState.RECONNECTING)
-        session.outbound.lost()
+        session.outbound.lost(requeue=not session.stopping())
         session.wake.set()
 
     # ------------------------------------------------------------------ the supervisor task
@@ -218,7 +259,7 @@ class Lifecycle:
                         if await self._pause(session, backoff.next_delay()):
                             return
                         try:
-                            link = await Link.open(self._link_settings(), self)
+                            link = await Link.open(self._link_settings(session), self)
                             break
                         except ConnectorError as exc:
                             attempt = backoff.attempts
@@ -261,24 +302,41 @@ class Lifecycle:
         what it received), the session stops, or `until` is done (subscribe() from inside a callback).
         """
         inbound = session.inbound
+        queue = inbound.queue
         wake = session.wake
         while self._session is session:
             if until is not None and until.done():
                 return
-            if inbound:
+            if queue:
                 if session.ending is Ending.CLOSED:
-                    inbound.clear()
+                    self._discard_inbound(session)
                     return
                 await self._dispatch(session, *inbound.popleft())
+                if link.reading_paused and len(queue) < inbound.max_inbound:
+                    link.resume_reading()
                 continue
             if link.lost or session.ending is not Ending.OPEN:
                 return
             wake.clear()
-            if inbound or link.lost or (until is not None and until.done()):
+            if queue or link.lost or (until is not None and until.done()):
                 continue
             await wake.wait()
 
     async def _dispatch(
+        self,
+        session: Session,
+        topic: str,
+        payload: bytes | bytearray,
+        retain: bool,
+        sids: Sequence[int],
+        mid: int,
+        link: Link,
+    ) -> None:
+        await self._handle(session, topic, payload, retain, sids)
+        if mid:
+            link.ack(mid)  # QoS 1: acknowledged only once its callbacks ran (promise 13)
+
+    async def _handle(
         self, session: Session, topic: str, payload: bytes | bytearray, retain: bool, sids: Sequence[int]
     ) -> None:
         registry = session.registry
@@ -301,13 +359,13 @@ class Lifecycle:
         """A new connection: presence, the sync topic, every live subscription, then the queue."""
         session.link = link
         out = session.outbound
-        out.attach(link, link.receive_maximum)
+        out.attach(link, link.receive_maximum, link.max_packet_size, link.fits)
         registry = session.registry
         registry.new_connection()
         sync = link.subscribe(registry.sync_topic, 1, SYNC_SID)
         sync.add_done_callback(functools.partial(_sync_subscribed, registry))
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        online = self._presence.online()
+        online = self._presence.online(session.presence_ts)
         out.control.append(Outgoing(self._settings.status_topic, online, True, Ack(future, AckKind.PRESENCE)))
         if registry.by_filter:
             for bsub in list(registry.by_filter.values()):

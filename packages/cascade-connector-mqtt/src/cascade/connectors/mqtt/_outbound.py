@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Final, NamedTuple, Protocol
 
-from cascade.connectors.protocol import ConnectorError, ConnectorStats
+from cascade.connectors.protocol import ConnectorError, ConnectorStats, PayloadError
 from cascade.connectors.protocol.core import OutboundBuffer, Outgoing, unsent_at_disconnect
 
 MAX_INFLIGHT: Final = 20  # QoS 1 messages awaiting PUBACK (also capped by the broker's Receive Maximum)
@@ -45,7 +45,7 @@ class AckKind(enum.Enum):
 class Ack:
     """The completion of one QoS 1 message."""
 
-    __slots__ = ("future", "kind", "reason", "sent", "seq")
+    __slots__ = ("expiry", "future", "kind", "reason", "sent", "seq")
 
     def __init__(self, future: asyncio.Future[None] | None, kind: AckKind, seq: int = 0) -> None:
         self.future = future
@@ -53,6 +53,7 @@ class Ack:
         self.seq = seq  # the sync marker's number
         self.sent = 0  # position in the connection's send order
         self.reason = 0  # the PUBACK reason code
+        self.expiry: int | None = None  # MQTT 5 message expiry, seconds (presence offline)
 
 
 Entry = Outgoing[Ack]
@@ -78,8 +79,10 @@ class Wire(Protocol):
         """Queue a batch as one write; None if the connection is gone."""
         ...
 
-    def publish_qos1(self, topic: str, payload: bytes, retain: bool) -> int | None:
-        """Hand over one QoS 1 message; its message id, or None if the connection is gone."""
+    def publish_qos1(self, topic: str, payload: bytes, retain: bool, expiry: int | None = None) -> int | None:
+        """Hand over one QoS 1 message (`expiry`: seconds, MQTT 5 message expiry); its message id,
+        or None if the connection is gone.
+        """
         ...
 
     def write_now(self) -> None:
@@ -91,6 +94,7 @@ class _Unconfirmed(NamedTuple):
     sent: int  # send position of the batch
     batch: list[Entry]
     size: int  # bytes of topics and payloads
+    written: Written  # whether the batch left for the socket
 
 
 class Outbound:
@@ -122,6 +126,10 @@ class Outbound:
         self.flush_handle: asyncio.Handle | None = None
         self.idle_waiter: asyncio.Future[None] | None = None
         self.wire: Wire | None = None
+        # The broker's Maximum Packet Size, from the latest CONNACK (kept during an outage), and the
+        # transport's exact check against it; None: no limit known.
+        self.max_packet_size: int | None = None
+        self.fits: Callable[[str, bytes, int], bool] | None = None
         self._sync_topic = sync_topic
         self._log = log
         self._on_refused_marker = on_refused_marker
@@ -129,19 +137,33 @@ class Outbound:
 
     # ------------------------------------------------------------------ connection changes
 
-    def attach(self, wire: Wire, receive_maximum: int) -> None:
-        """A new connection: messages flow to `wire` again."""
+    def attach(
+        self,
+        wire: Wire,
+        receive_maximum: int,
+        max_packet_size: int | None = None,
+        fits: Callable[[str, bytes, int], bool] | None = None,
+    ) -> None:
+        """A new connection: messages flow to `wire` again (`fits`: the exact check against the
+        broker's `max_packet_size`, if it announced one).
+        """
         self.wire = wire
+        self.max_packet_size = max_packet_size
+        self.fits = fits if max_packet_size is not None else None
         self.max_inflight = max(1, min(MAX_INFLIGHT, receive_maximum))
         self.buffer.new_episode()
 
-    def lost(self) -> None:
+    def lost(self, requeue: bool = True) -> None:
         """The connection is gone: what the broker may not have goes back to the front of the queue.
 
         QoS 1 without PUBACK and QoS 0 batches not confirmed return in the order they were sent;
-        presence, sync markers and confirms are sent afresh on the next connection.
+        presence, sync markers and confirms are sent afresh on the next connection. With
+        ``requeue=False`` (the session is ending: no next connection) they stay where they are, so
+        `finish` counts them as written but unconfirmed, not as never sent.
         """
         self.wire = None
+        if not requeue:
+            return
         back: list[tuple[int, list[Entry]]] = [(u.sent, u.batch) for u in self.unconfirmed]
         for entry in self.inflight.values():
             ack = entry.ack
@@ -159,29 +181,70 @@ class Outbound:
                 ack.future.set_result(None)
         self.control.clear()
 
-    def finish(self, stats: ConnectorStats) -> None:
-        """The session ended: count what was never handed over as dropped, fail waiting callers."""
-        leftovers = list(self.inflight.values()) + list(self.control) + self.buffer.take_all()
-        leftovers += [entry for u in self.unconfirmed for entry in u.batch]
+    def finish(self, stats: ConnectorStats) -> tuple[int, int]:
+        """The session ended: account for every message not confirmed, fail waiting callers.
+
+        Never handed over (queued, or in a batch not yet written): ``stats.dropped``. Written but not
+        confirmed by the broker (QoS 0 batches before any later PUBACK; QoS 1 without its PUBACK):
+        ``stats.unconfirmed``, never ``dropped`` (they may well have arrived). Returns
+        ``(dropped, unconfirmed)`` for this call.
+        """
+        never_sent = list(self.control) + self.buffer.take_all()
+        written: list[Entry] = list(self.inflight.values())
+        for u in self.unconfirmed:
+            (written if u.written.is_published() else never_sent).extend(u.batch)
         self.unconfirmed.clear()
         self.unconfirmed_bytes = 0
         self.inflight.clear()
         self.control.clear()
+        self.unwritten.clear()
         self.wire = None
         if self.flush_handle is not None:
             self.flush_handle.cancel()
             self.flush_handle = None
-        for _topic, _data, _retain, ack in leftovers:
-            if ack is None or ack.kind is AckKind.USER:
-                stats.dropped += 1
-            if ack is not None and ack.future is not None and not ack.future.done():
-                if ack.kind is AckKind.USER:
-                    ack.future.set_exception(unsent_at_disconnect())
-                    ack.future.exception()  # the caller may be gone; never "exception never retrieved"
-                else:
-                    ack.future.set_result(None)
+        dropped = unconfirmed = 0
+        for entries, is_written in ((never_sent, False), (written, True)):
+            for _topic, _data, _retain, ack in entries:
+                if ack is None or ack.kind is AckKind.USER:
+                    if is_written:
+                        unconfirmed += 1
+                    else:
+                        dropped += 1
+                if ack is not None and ack.future is not None and not ack.future.done():
+                    if ack.kind is AckKind.USER:
+                        ack.future.set_exception(unsent_at_disconnect())
+                        ack.future.exception()  # the caller may be gone; never "exception never retrieved"
+                    else:
+                        ack.future.set_result(None)
+        stats.dropped += dropped
+        stats.unconfirmed += unconfirmed
+        return dropped, unconfirmed
 
     # ------------------------------------------------------------------ sending
+
+    def too_large(self, topic: str, data: bytes, qos: int) -> bool:
+        """Whether the broker's Maximum Packet Size (when known) refuses this message."""
+        limit = self.max_packet_size
+        if limit is None or len(data) + 4 * len(topic) + 16 <= limit:
+            return False
+        fits = self.fits
+        return fits is not None and not fits(topic, data, qos)
+
+    def _refuse_oversize(self, entry: Entry) -> None:
+        """Drop a queued message the broker's limit (learnt after it was queued) refuses: counted,
+        logged at ERROR, never sent (the broker would close the connection for it).
+        """
+        self.buffer.stats.dropped += 1
+        size = len(entry.data)
+        detail = (
+            f"dropped a message of {size} bytes to {entry.topic!r}: larger than the broker's Maximum "
+            f"Packet Size ({self.max_packet_size} bytes)"
+        )
+        self._log.error("%s", detail)
+        ack = entry.ack
+        if ack is not None and ack.future is not None and not ack.future.done():
+            ack.future.set_exception(PayloadError(detail))
+            ack.future.exception()
 
     def send_control(self, entry: Entry) -> None:
         """Queue a control message (presence, marker, confirm) ahead of the publishes."""
@@ -219,21 +282,31 @@ class Outbound:
                 size = 0
                 while queue and queue[0].ack is None and size < BATCH_BYTES:
                     entry = queue.popleft()
+                    if self.fits is not None and self.too_large(entry.topic, entry.data, 0):
+                        self._refuse_oversize(entry)
+                        continue
                     batch.append(entry)
                     size += len(entry.data) + len(entry.topic)
+                if not batch:
+                    continue
                 written = wire.send_qos0(batch)
                 if written is None:  # the connection is going away: keep them queued
                     queue.extendleft(reversed(batch))
                     return
                 unwritten.append(written)
                 self.sent += 1
-                unconfirmed.append(_Unconfirmed(self.sent, batch, size))
+                unconfirmed.append(_Unconfirmed(self.sent, batch, size, written))
                 self.unconfirmed_bytes += size
                 while self.unconfirmed_bytes > UNCONFIRMED_BYTES:
                     self.unconfirmed_bytes -= unconfirmed.popleft().size
             else:
                 if control or len(inflight) >= max_inflight:
                     break
+                head = queue[0]
+                if self.fits is not None and self.too_large(head.topic, head.data, 1):
+                    self.buffer.popleft()
+                    self._refuse_oversize(head)
+                    continue
                 if not self._send_qos1(wire, queue[0]):
                     return
                 self.buffer.popleft()
@@ -246,11 +319,15 @@ class Outbound:
             self.check_idle()
 
     def _send_qos1(self, wire: Wire, entry: Entry) -> bool:
-        mid = wire.publish_qos1(entry.topic, entry.data, entry.retain)
-        if mid is None:
-            return False
         ack = entry.ack
         assert ack is not None
+        expiry = ack.expiry
+        if expiry is None:
+            mid = wire.publish_qos1(entry.topic, entry.data, entry.retain)
+        else:
+            mid = wire.publish_qos1(entry.topic, entry.data, entry.retain, expiry)
+        if mid is None:
+            return False
         self.sent += 1
         ack.sent = self.sent
         self.inflight[mid] = entry

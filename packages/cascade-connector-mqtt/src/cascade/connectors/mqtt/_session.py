@@ -13,19 +13,19 @@ __all__ = ["Ending", "Inbound", "Phase", "Session"]
 import asyncio
 import enum
 import logging
-from collections import deque
 from collections.abc import Callable, Sequence
 
 from cascade.connectors.protocol import ConnectorStats
-from cascade.connectors.protocol.core import Delivery, OutboundBuffer
+from cascade.connectors.protocol.core import Delivery, InboundQueue, OutboundBuffer
 
 from ._client import Link
 from ._outbound import Ack, Outbound
 from ._settings import MqttSettings
 from ._subscriptions import MalformedFilter, Registry
 
-Inbound = tuple[str, bytes | bytearray, bool, Sequence[int]]
-"""(topic, payload, retain flag, subscription identifiers) of one inbound PUBLISH."""
+Inbound = tuple[str, bytes | bytearray, bool, Sequence[int], int, "Link"]
+"""(topic, payload, retain flag, subscription identifiers, mid, link) of one inbound PUBLISH: `mid`
+0 for QoS 0, else the QoS 1 message id to acknowledge on `link` once the callbacks ran."""
 
 
 class Ending(enum.Enum):
@@ -61,7 +61,10 @@ class Session:
         self.registry = Registry(settings.sync_topic, self.outbound, log)
         self.delivery = Delivery(stats, log)
         self.malformed = MalformedFilter()
-        self.inbound: deque[Inbound] = deque()
+        self.inbound: InboundQueue[Inbound] = InboundQueue(
+            settings.max_inbound, stats, log, f"connector {settings.source}"
+        )
+        self.presence_ts = ""  # the time of the connection being made (its online and its will)
         self.wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.link: Link | None = None

@@ -9,7 +9,7 @@ import re
 import secrets
 import ssl
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from cascade.connectors.protocol import status_topic
 from cascade.connectors.protocol.core import (
@@ -18,6 +18,13 @@ from cascade.connectors.protocol.core import (
     check_seconds,
     default_source,
 )
+
+from ._link_types import DEFAULT_MAX_INBOUND_PACKET_SIZE
+
+DEFAULT_PRESENCE_EXPIRY: Final = 86_400.0
+"""Seconds a broker keeps a retained ``offline`` presence (MQTT 5 message expiry): 24 h."""
+_MAX_EXPIRY: Final = 4_294_967_295  # MQTT 5 Message Expiry Interval: a four-byte integer of seconds
+_MIN_PACKET: Final = 1024  # smallest inbound Maximum Packet Size we accept as a setting
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -40,6 +47,9 @@ class MqttSettings:
     keepalive: int = 60
     source: str = ""
     max_buffered: int = 10_000
+    max_inbound: int = 10_000
+    max_inbound_packet_size: int = DEFAULT_MAX_INBOUND_PACKET_SIZE
+    presence_expiry: float | None = DEFAULT_PRESENCE_EXPIRY
     reconnect_min_delay: float = 0.1
     reconnect_max_delay: float = 1.0
     connect_timeout: float = 5.0
@@ -61,6 +71,9 @@ class MqttSettings:
         keepalive: int = 60,
         source: str | None = None,
         max_buffered: int = 10_000,
+        max_inbound: int = 10_000,
+        max_inbound_packet_size: int = DEFAULT_MAX_INBOUND_PACKET_SIZE,
+        presence_expiry: float | None = DEFAULT_PRESENCE_EXPIRY,
         reconnect_min_delay: float = 0.1,
         reconnect_max_delay: float = 1.0,
         connect_timeout: float = 5.0,
@@ -71,6 +84,12 @@ class MqttSettings:
         check_int("port", port, 1, 65535)
         check_int("keepalive", keepalive, 0, 65535)
         check_int("max_buffered", max_buffered, 1)
+        check_int("max_inbound", max_inbound, 1)
+        check_int("max_inbound_packet_size", max_inbound_packet_size, _MIN_PACKET, 268_435_455)
+        if presence_expiry is not None:
+            presence_expiry = check_seconds("presence_expiry", presence_expiry, positive=True)
+            if presence_expiry > _MAX_EXPIRY:
+                raise ValueError(f"presence_expiry must be at most {_MAX_EXPIRY} s (or None: never)")
         low, high = check_delay_range(reconnect_min_delay, reconnect_max_delay)
         connect = check_seconds("connect_timeout", connect_timeout, positive=True)
         flush = check_seconds("flush_timeout", flush_timeout)
@@ -106,6 +125,9 @@ class MqttSettings:
             "keepalive": keepalive,
             "source": source,
             "max_buffered": max_buffered,
+            "max_inbound": max_inbound,
+            "max_inbound_packet_size": max_inbound_packet_size,
+            "presence_expiry": presence_expiry,
             "reconnect_min_delay": low,
             "reconnect_max_delay": high,
             "connect_timeout": connect,
@@ -130,7 +152,9 @@ class MqttSettings:
         return (
             f"MqttSettings({self.hostname!r}, {self.port}{user}{secret}, tls={self.tls is not None}, "
             f"client_id={self.client_id!r}, source={self.source!r}, keepalive={self.keepalive}, "
-            f"max_buffered={self.max_buffered}, reconnect_min_delay={self.reconnect_min_delay:g}, "
+            f"max_buffered={self.max_buffered}, max_inbound={self.max_inbound}, "
+            f"max_inbound_packet_size={self.max_inbound_packet_size}, "
+            f"presence_expiry={self.presence_expiry!r}, reconnect_min_delay={self.reconnect_min_delay:g}, "
             f"reconnect_max_delay={self.reconnect_max_delay:g}, connect_timeout={self.connect_timeout:g}, "
             f"flush_timeout={self.flush_timeout:g})"
         )

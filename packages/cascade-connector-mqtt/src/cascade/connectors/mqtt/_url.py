@@ -44,6 +44,10 @@ def _float(text: str) -> float:
     return float(text)
 
 
+def _expiry(text: str) -> float | None:
+    return None if text in ("", "none", "never") else _float(text)
+
+
 def _text(text: str) -> str:
     return text
 
@@ -53,6 +57,9 @@ _OPTIONS: Final[dict[str, Callable[[str], Any]]] = {
     "source": _text,
     "keepalive": _int,
     "max_buffered": _int,
+    "max_inbound": _int,
+    "max_inbound_packet_size": _int,
+    "presence_expiry": _expiry,
     "reconnect_min_delay": _float,
     "reconnect_max_delay": _float,
     "connect_timeout": _float,

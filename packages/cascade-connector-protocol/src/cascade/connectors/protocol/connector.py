@@ -99,18 +99,30 @@ class ConnectorStats:
 
     - ``published``: messages accepted by `publish`.
     - ``delivered``: callback invocations.
-    - ``dropped``: accepted messages never sent (buffer overflow, or left over at disconnect).
-    - ``malformed``: inbound messages skipped because they were not UTF-8 JSON objects.
+    - ``dropped``: accepted messages never handed to the backend (buffer overflow, too large for
+      the broker, quarantined, or left over at disconnect). A message already handed over is never
+      counted here: after `disconnect`, ``published == handed over + dropped``.
+    - ``dropped_inbound``: received messages discarded before their callbacks ran (``max_inbound``
+      exceeded by QoS 0 messages, or left over at disconnect).
+    - ``malformed``: inbound messages skipped because they were not UTF-8 JSON objects (or had a
+      topic the grammar refuses).
     - ``callback_errors``: callback invocations that raised.
     - ``reconnects``: successful reconnections after a lost connection.
+    - ``unconfirmed``: messages handed to the backend whose arrival was not confirmed when a
+      connection ended (`disconnect` timing out, or a loss); they may or may not have arrived.
+    - ``quarantined``: messages dropped (also counted in ``dropped``) because the broker closed the
+      connection twice in a row while they were in flight.
     """
 
     published: int = 0
     delivered: int = 0
     dropped: int = 0
+    dropped_inbound: int = 0
     malformed: int = 0
     callback_errors: int = 0
     reconnects: int = 0
+    unconfirmed: int = 0
+    quarantined: int = 0
 
     def as_dict(self) -> dict[str, int]:
         """The counters as a plain dict."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = ["InMemoryBroker"]
 
 import asyncio
+import time
 import weakref
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -58,6 +59,7 @@ class InMemoryBroker:
         self._index: SubscriptionIndex[_BrokerSub] = SubscriptionIndex()
         self._route_cache: dict[str, list[InMemoryConnector]] = {}
         self._retained: dict[str, bytes] = {}
+        self._expires: dict[str, float] = {}  # retained topic -> time.monotonic() when it expires
         self._history_raw: list[tuple[str, bytes, int, bool, str | None]] = []
         self._history: list[PublishRecord] = []
         self._settle_waiters: list[asyncio.Future[None]] = []
@@ -89,6 +91,7 @@ class InMemoryBroker:
         `retained_raw`.
         """
         out: dict[str, dict[str, Any]] = {}
+        self._expire()
         for topic, raw in self._retained.items():
             try:
                 out[topic] = decode_payload(raw)
@@ -99,6 +102,7 @@ class InMemoryBroker:
     @property
     def retained_raw(self) -> Mapping[str, bytes]:
         """A read-only copy of the retained state as raw bytes (malformed injected payloads included)."""
+        self._expire()
         return MappingProxyType(dict(self._retained))
 
     @property
@@ -139,6 +143,15 @@ class InMemoryBroker:
             raise SettleTimeoutError(
                 f"the in-memory broker did not settle within {timeout:g} s: {self._busy() or 'idle now'}"
             ) from exc
+
+    def _expire(self) -> None:
+        """Forget retained messages whose MQTT 5 message expiry has passed (as a broker does)."""
+        if not self._expires:
+            return
+        now = time.monotonic()
+        for topic in [t for t, deadline in self._expires.items() if deadline <= now]:
+            del self._expires[topic]
+            self._retained.pop(topic, None)
 
     def _busy(self) -> str | None:
         for conn in list(self._members):
@@ -185,7 +198,8 @@ class InMemoryBroker:
             return
         self._close_session(connector)
         will = connector._connection_lost()
-        self._route(connector._presence.topic, will, 1, True, connector.source)
+        topic = connector._presence.topic
+        self._route(topic, will, 1, True, connector.source, expiry=connector._presence_expiry)
         self._poke()
 
     async def inject(self, topic: str, raw: bytes, retain: bool = False) -> None:
@@ -238,6 +252,7 @@ class InMemoryBroker:
             self._index.add(topic_filter, bsub)
             self._route_cache.clear()
         bsub.count += 1
+        self._expire()
         if not self._retained:
             return []
         matcher: SubscriptionIndex[int] = SubscriptionIndex()
@@ -258,16 +273,32 @@ class InMemoryBroker:
             self._route_cache.clear()
 
     def _route(
-        self, topic: str, raw: bytes, qos: int, retain: bool, source: str | None, *, record: bool = True
+        self,
+        topic: str,
+        raw: bytes,
+        qos: int,
+        retain: bool,
+        source: str | None,
+        *,
+        record: bool = True,
+        expiry: float | None = None,
     ) -> None:
-        """Accept one message: record it, update retained state, queue it once per subscribed connector."""
+        """Accept one message: record it, update retained state, queue it once per subscribed connector.
+
+        `expiry`: seconds a retained message is kept (MQTT 5 message expiry; None: forever).
+        """
         if record and self._keep_history:
             self._history_raw.append((topic, raw, qos, retain, source))
         if retain:
             if raw:
                 self._retained[topic] = raw
+                if expiry is None:
+                    self._expires.pop(topic, None)
+                else:
+                    self._expires[topic] = time.monotonic() + expiry
             else:
                 self._retained.pop(topic, None)
+                self._expires.pop(topic, None)
         targets = self._route_cache.get(topic)
         if targets is None:
             targets = []
@@ -278,7 +309,4 @@ class InMemoryBroker:
                 self._route_cache.clear()
             self._route_cache[topic] = targets
         for conn in targets:
-            inbox = conn._inbox
-            inbox.queue.append((topic, raw, None))
-            if inbox.waiter is not None:
-                inbox.wake()
+            conn._inbox.offer(topic, raw, qos)

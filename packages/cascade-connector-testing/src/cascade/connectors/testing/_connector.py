@@ -23,6 +23,7 @@ from cascade.connectors.protocol import (
     ConnectorStats,
     NotConnectedError,
     encode_payload,
+    utc_now_iso,
     validate_filter,
 )
 from cascade.connectors.protocol.core import (
@@ -37,6 +38,7 @@ from cascade.connectors.protocol.core import (
     TopicCache,
     check_callback,
     check_delay_range,
+    check_int,
     check_seconds,
     default_source,
     unsent_at_disconnect,
@@ -60,7 +62,11 @@ class InMemoryConnector:
     `broker`: the broker to join (a private one is made when omitted; see `broker`). `source`: the
     presence name (default ``{hostname}-{pid}-{random}``; `TopicError` if it cannot be a topic level).
     `max_buffered`: bound on messages accepted by `publish` and not yet handed to the broker (when
-    full, the oldest QoS 0 message is dropped and counted). `reconnect_min_delay` /
+    full, the oldest QoS 0 message is dropped and counted). `max_inbound`: bound on messages received
+    and not yet handed to callbacks (beyond it the oldest QoS 0 message is dropped and counted in
+    ``stats.dropped_inbound``; QoS 1 waits at the broker). `presence_expiry`: seconds the broker
+    keeps the retained ``offline`` presence (last will and graceful), like MQTT 5 message expiry
+    (default 24 h; None: forever). `reconnect_min_delay` /
     `reconnect_max_delay`: seconds, capped exponential backoff with full jitter after a lost
     connection. `flush_timeout`: seconds `disconnect` waits to send what is queued. Raises
     `ValueError` for invalid settings (NaN included). Also an async context manager (reusable, not
@@ -73,6 +79,8 @@ class InMemoryConnector:
         source: str | None = None,
         *,
         max_buffered: int = 10_000,
+        max_inbound: int = 10_000,
+        presence_expiry: float | None = 86_400.0,
         reconnect_min_delay: float = 0.1,
         reconnect_max_delay: float = 1.0,
         flush_timeout: float = 5.0,
@@ -82,6 +90,12 @@ class InMemoryConnector:
         self._broker = broker if broker is not None else InMemoryBroker()
         self.source: str = source if source is not None else default_source()
         self._presence = Presence(self.source)  # validates the source (TopicError)
+        self._presence_expiry = (
+            None
+            if presence_expiry is None
+            else check_seconds("presence_expiry", presence_expiry, positive=True)
+        )
+        self._online_ts = ""  # the time of the current connection: its online and its will carry it
         self._stats = ConnectorStats()
         self._out: OutboundBuffer[asyncio.Future[None]] = OutboundBuffer(
             max_buffered, self._stats, logger, f"connector {self.source}"
@@ -95,7 +109,7 @@ class InMemoryConnector:
         self._guard = ContextGuard("InMemoryConnector")
         self._delivery = Delivery(self._stats, logger)
 
-        self._inbox = Inbox(self)
+        self._inbox = Inbox(self, check_int("max_inbound", max_inbound, 1))
         self._sender_waiter: asyncio.Future[None] | None = None
         self._drain_waiters: list[asyncio.Future[None]] = []
         self._sender: asyncio.Task[None] | None = None
@@ -230,7 +244,8 @@ class InMemoryConnector:
                 fut.set_exception(unsent_at_disconnect())
                 fut.exception()  # the caller may be gone; never "exception never retrieved"
         if self._online:
-            broker._route(self._presence.topic, self._presence.offline(), 1, True, self.source)
+            offline = self._presence.offline()
+            broker._route(self._presence.topic, offline, 1, True, self.source, expiry=self._presence_expiry)
             broker._close_session(self)
             self._online = False
         self._machine.to(ConnectorState.IDLE)
@@ -256,7 +271,8 @@ class InMemoryConnector:
         broker._open_session(self)
         self._online = True
         self._out.new_episode()
-        broker._route(self._presence.topic, self._presence.online(), 1, True, self.source)
+        self._online_ts = utc_now_iso()
+        broker._route(self._presence.topic, self._presence.online(self._online_ts), 1, True, self.source)
         self._inbox.resubscribe()
         self._wake_sender()
         broker._poke()
@@ -273,7 +289,7 @@ class InMemoryConnector:
                 self._reconnect_loop(self._gen), name=f"cascade-memory-reconnect[{self.source}]"
             )
         logger.info("connector %s lost its connection; reconnecting", self.source)
-        return self._presence.offline()
+        return self._presence.offline(self._online_ts)
 
     async def _reconnect_loop(self, gen: int) -> None:
         backoff = Backoff(self._min_delay, self._max_delay)

@@ -1,7 +1,10 @@
 """The inbound side of one `InMemoryConnector`: its subscriptions and the one dispatcher task.
 
-The broker appends ``(topic, raw, target)`` entries to `Inbox.queue`; the dispatcher runs the callbacks
+The broker hands ``(topic, raw, target)`` entries to `Inbox.offer`; the dispatcher runs the callbacks
 in arrival order through the session's `Delivery` (the shared core), one message at a time.
+``max_inbound`` bounds the queue with the core's `InboundQueue` (promise 13): QoS 0 beyond it drops
+the oldest; QoS 1 beyond it waits in `held`, which plays the broker holding messages it may not send
+yet (the dispatcher takes them as it makes room).
 """
 
 from __future__ import annotations
@@ -9,17 +12,20 @@ from __future__ import annotations
 __all__ = ["Inbox"]
 
 import asyncio
+import logging
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from cascade.connectors.protocol import Callback, NotConnectedError, SubscriptionIndex
+from cascade.connectors.protocol.core import InboundQueue
 
 from ._subscription import InMemorySubscription
 
 if TYPE_CHECKING:
     from ._connector import InMemoryConnector
 
+_log = logging.getLogger("cascade.connectors.testing")
 _CACHE_LIMIT: Final = 4096  # entries in the per-topic match cache before it is reset
 
 # Inbound queue entries, unpacked as (topic, raw, target):
@@ -40,9 +46,14 @@ def _resolve(future: asyncio.Future[None]) -> Callable[[], None]:
 class Inbox:
     """Subscriptions, the inbound queue and the dispatcher of one connector (sessions come and go)."""
 
-    def __init__(self, owner: InMemoryConnector) -> None:
+    def __init__(self, owner: InMemoryConnector, max_inbound: int) -> None:
         self._owner = owner
-        self.queue: deque[Inbound] = deque()
+        self.max_inbound = max_inbound
+        self.inbound: InboundQueue[Inbound] = InboundQueue(
+            max_inbound, owner._stats, _log, f"connector {owner.source}"
+        )
+        self.queue = self.inbound.queue
+        self.held: deque[Inbound] = deque()  # QoS 1 the "broker" holds back (backpressure)
         self.waiter: asyncio.Future[None] | None = None
         self.task: asyncio.Task[None] | None = None
         self.dispatching = False  # the dispatcher is working through its queue
@@ -54,14 +65,42 @@ class Inbox:
 
     def start(self, gen: int) -> None:
         """A new session: a fresh queue and dispatcher task."""
-        self.queue = deque()
+        owner = self._owner
+        self.inbound = InboundQueue(
+            self.max_inbound, owner._stats, _log, f"connector {owner.source}"
+        )
+        self.queue = self.inbound.queue
+        self.held = deque()
         self.task = asyncio.get_running_loop().create_task(
-            self._dispatch_loop(gen, self.queue), name=f"cascade-memory-dispatch[{self._owner.source}]"
+            self._dispatch_loop(gen, self.inbound), name=f"cascade-memory-dispatch[{owner.source}]"
         )
 
+    def offer(self, topic: str, raw: bytes, qos: int) -> None:
+        """A live message from the broker (QoS 0 may be dropped past the bound; QoS 1 is held)."""
+        entry = (topic, raw, None)
+        if not qos:
+            self.inbound.append(entry)
+        elif self.held or self.inbound.full:
+            self.held.append(entry)
+        else:
+            self.inbound.append_kept(entry)
+        if self.waiter is not None:
+            self.wake()
+
+    def _refill(self) -> None:
+        held = self.held
+        inbound = self.inbound
+        while held and not inbound.full:
+            inbound.append_kept(held.popleft())
+
     def end(self) -> asyncio.Task[None] | None:
-        """The session ended: every subscription ends; returns the dispatcher task (to cancel)."""
-        self.queue.clear()
+        """The session ended: every subscription ends; returns the dispatcher task (to cancel).
+
+        Messages received and not yet dispatched are discarded and counted in ``dropped_inbound``.
+        """
+        self.inbound.discard_all(lambda entry: entry[0] is not None)
+        self._owner._stats.dropped_inbound += len(self.held)
+        self.held.clear()
         self.dispatching = False
         for sub in self.subs:
             sub.active = False
@@ -80,14 +119,15 @@ class Inbox:
         broker = self._owner._broker
         for sub in self.subs:
             for topic, raw in broker._subscribe(self._owner, sub.topic_filter):
-                self.queue.append((topic, raw, sub))
+                self.inbound.append_kept((topic, raw, sub))
         if self.queue:
             self.wake()
 
     def busy(self) -> str | None:
-        if self.queue or self.dispatching:
+        if self.queue or self.held or self.dispatching:
             topic = f" (callback running on {self.current_topic!r})" if self.dispatching else ""
-            return f"connector {self._owner.source}: {len(self.queue)} inbound messages queued{topic}"
+            count = len(self.queue) + len(self.held)
+            return f"connector {self._owner.source}: {count} inbound messages queued{topic}"
         return None
 
     async def subscribe(self, topic: str, callback: Callback) -> InMemorySubscription:
@@ -102,15 +142,15 @@ class Inbox:
                 for t, raw in owner._broker._subscribe(owner, topic):
                     await owner._delivery.deliver(t, raw, (sub,))
             return sub
-        queue = self.queue
-        queue.append((None, None, lambda: self._activate(sub)))
+        inbound = self.inbound
+        inbound.append_kept((None, None, lambda: self._activate(sub)))
         if not owner._online:
             self.wake()
             return sub
         for t, raw in owner._broker._subscribe(owner, topic):
-            queue.append((t, raw, sub))
+            inbound.append_kept((t, raw, sub))
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        queue.append((None, None, _resolve(done)))
+        inbound.append_kept((None, None, _resolve(done)))
         self._pending.add(done)
         self.wake()
         try:
@@ -150,12 +190,13 @@ class Inbox:
             self._match_cache[topic] = subs
         return subs
 
-    async def _dispatch_loop(self, gen: int, queue: deque[Inbound]) -> None:
+    async def _dispatch_loop(self, gen: int, inbound: InboundQueue[Inbound]) -> None:
         """The one task that runs this session's callbacks, in arrival order."""
         owner = self._owner
         loop = asyncio.get_running_loop()
         broker = owner._broker
-        popleft = queue.popleft
+        queue = inbound.queue
+        popleft = inbound.popleft
         match = self._match
         cached = self._match_cache.get
         deliver = owner._delivery.deliver
@@ -173,6 +214,8 @@ class Inbox:
                 if not queue:
                     break
                 topic, raw, target = popleft()
+                if self.held:
+                    self._refill()
                 if target is None:
                     subs = cached(topic) or match(topic)
                     if not subs:

@@ -6,6 +6,7 @@ keep the promises of docs/contract.md the same way by construction:
 - `ConnectorState` / `StateMachine`: the lifecycle with its legal transitions checked in one place.
 - `Backoff`: capped exponential reconnect delays with full jitter.
 - `OutboundBuffer` / `Outgoing`: the bounded outbound queue, its QoS 0 overflow policy and counters.
+- `InboundQueue`: received messages not yet handed to callbacks, bounded by ``max_inbound``.
 - `Delivery`: decoding, callback isolation, the callback-error log record and the delivery counters.
 - `Presence` / `default_source`: presence payloads and the default ``{hostname}-{pid}-{random}``.
 - `check_int`, `check_seconds`, `check_delay_range`: settings validation (NaN refused everywhere).
@@ -16,6 +17,7 @@ keep the promises of docs/contract.md the same way by construction:
 from .backoff import Backoff
 from .delivery import Delivery, Target, check_callback, invoke
 from .guard import ContextGuard, ReentryError
+from .inbound import InboundQueue
 from .outbound import OutboundBuffer, Outgoing, unsent_at_disconnect
 from .presence import Presence, default_source, host_segment
 from .settings import check_delay_range, check_int, check_seconds
@@ -28,6 +30,7 @@ __all__ = [
     "ContextGuard",
     "Delivery",
     "IllegalTransitionError",
+    "InboundQueue",
     "OutboundBuffer",
     "Outgoing",
     "Presence",

@@ -9,7 +9,7 @@ import secrets
 import socket
 
 from ..codec import encode_payload
-from ..schemas import StatusMessage
+from ..schemas import PresenceStatus, StatusMessage, utc_now_iso
 from ..topics import status_topic
 
 
@@ -44,8 +44,12 @@ def default_source(token: str | None = None) -> str:
 class Presence:
     """The presence of one `source`: its topic and the encoded online / offline payloads.
 
-    Raises `TopicError` if `source` cannot be one topic level. The payloads carry the time they were
-    made: call `online()` / `offline()` for each announcement.
+    Raises `TopicError` if `source` cannot be one topic level. Each payload carries a time, `ts`
+    (ISO 8601 UTC, default now). The rule both connectors follow (docs/contract.md, promise 10): the
+    ``online`` of a connection and that connection's last will carry the SAME time, the time the
+    connection was made, so the will is never earlier than the online it ends (an observer wanting
+    when a worker vanished uses the will's arrival time); a graceful ``offline`` carries the time of
+    the disconnect.
     """
 
     __slots__ = ("source", "topic")
@@ -54,13 +58,17 @@ class Presence:
         self.topic = status_topic(source)  # validates the source
         self.source = source
 
-    def online(self) -> bytes:
-        """The retained ``online`` `StatusMessage`, encoded."""
-        return encode_payload(StatusMessage(status="online", source=self.source).to_dict())
+    def online(self, ts: str | None = None) -> bytes:
+        """The retained ``online`` `StatusMessage`, encoded (`ts`: default now)."""
+        return self._encode("online", ts)
 
-    def offline(self) -> bytes:
+    def offline(self, ts: str | None = None) -> bytes:
         """The retained ``offline`` `StatusMessage` (graceful stop or last will), encoded."""
-        return encode_payload(StatusMessage(status="offline", source=self.source).to_dict())
+        return self._encode("offline", ts)
+
+    def _encode(self, status: PresenceStatus, ts: str | None) -> bytes:
+        message = StatusMessage(status=status, source=self.source, ts=ts if ts is not None else utc_now_iso())
+        return encode_payload(message.to_dict())
 
     def __repr__(self) -> str:
         return f"Presence({self.source!r})"

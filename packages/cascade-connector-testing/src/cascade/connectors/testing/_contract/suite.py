@@ -6,6 +6,7 @@ __all__ = ["ConnectorContract"]
 
 from .base import ContractBase
 from .delivery import DeliveryTests
+from .inbound import InboundTests
 from .isolation import IsolationTests
 from .lifecycle import LifecycleTests
 from .observability import ObservabilityTests
@@ -32,6 +33,7 @@ class ConnectorContract(
     PresenceTests,
     ResilienceTests,
     ObservabilityTests,
+    InboundTests,
     ContractBase,
 ):
     """The contract every Cascade connector passes: the numbered promises of docs/contract.md.

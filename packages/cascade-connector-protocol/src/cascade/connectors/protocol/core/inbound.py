@@ -1,0 +1,121 @@
+"""The inbound queue: messages received and not yet handed to callbacks (docs/contract.md, promise 13).
+
+``max_inbound`` bounds it. A *droppable* entry (QoS 0) beyond the bound makes room by dropping the
+OLDEST droppable entry, counted in ``stats.dropped_inbound``, with one WARNING per episode (an
+episode ends when the queue is empty again). Other entries (QoS 1, retained replays, control
+entries) are never dropped here: the connector applies backpressure for them (the broker holds QoS 1
+messages it has not been allowed to send), so the queue exceeds the bound only by what was already on
+its way.
+"""
+
+from __future__ import annotations
+
+__all__ = ["InboundQueue"]
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from ..connector import ConnectorStats
+from .settings import check_int
+
+E = TypeVar("E")
+
+
+class InboundQueue(Generic[E]):
+    """A FIFO of received entries with the ``max_inbound`` policy and exact counters.
+
+    Dispatchers take entries with `popleft` (never from `queue` directly, so the bookkeeping of the
+    entries that must not be dropped stays exact); `queue` may be read (``if inbound.queue``).
+    """
+
+    __slots__ = ("_kept", "_log", "_name", "_warned", "max_inbound", "queue", "stats")
+
+    def __init__(
+        self, max_inbound: int, stats: ConnectorStats, logger: logging.Logger, name: str = "connector"
+    ) -> None:
+        self.max_inbound = check_int("max_inbound", max_inbound, 1)
+        self.stats = stats
+        self.queue: deque[E] = deque()
+        self._kept: set[int] = set()  # ids of the queued entries that must not be dropped
+        self._log = logger
+        self._name = name
+        self._warned = False
+
+    def __len__(self) -> int:
+        return len(self.queue)
+
+    @property
+    def full(self) -> bool:
+        """Whether the queue holds `max_inbound` entries or more (time for backpressure)."""
+        return len(self.queue) >= self.max_inbound
+
+    def append(self, entry: E) -> None:
+        """Queue a droppable (QoS 0) entry; beyond the bound the oldest droppable one is dropped."""
+        queue = self.queue
+        if len(queue) >= self.max_inbound:
+            self._make_room(entry)
+            return
+        queue.append(entry)
+
+    def append_kept(self, entry: E) -> None:
+        """Queue an entry that is never dropped (QoS 1, replay, control); it makes room if full."""
+        if len(self.queue) >= self.max_inbound and len(self._kept) < len(self.queue):
+            self._make_room(None)
+        self.queue.append(entry)
+        self._kept.add(id(entry))
+
+    def _make_room(self, new: E | None) -> None:
+        queue = self.queue
+        kept = self._kept
+        if not kept:
+            queue.popleft()
+        else:
+            for i, old in enumerate(queue):
+                if id(old) not in kept:
+                    del queue[i]
+                    break
+            else:
+                new = None  # nothing droppable is queued: the new droppable entry is the one dropped
+                self._count_drop()
+                return
+        self._count_drop()
+        if new is not None:
+            queue.append(new)
+
+    def _count_drop(self) -> None:
+        self.stats.dropped_inbound += 1
+        if not self._warned:
+            self._warned = True
+            self._log.warning(
+                "%s: inbound backlog full (max_inbound=%d; callbacks are slower than the messages "
+                "arrive): dropping the oldest QoS 0 messages",
+                self._name,
+                self.max_inbound,
+            )
+
+    def popleft(self) -> E:
+        """Take the oldest entry. Raises `IndexError` if empty."""
+        entry = self.queue.popleft()
+        kept = self._kept
+        if kept:
+            kept.discard(id(entry))
+        if not self.queue:
+            self._warned = False  # the episode is over
+        return entry
+
+    def discard_all(self, counts: Callable[[E], bool] | None = None) -> int:
+        """Remove every entry (the session ends); those `counts` accepts (default: all) are counted in
+        ``stats.dropped_inbound``. Returns how many were counted.
+        """
+        items = list(self.queue)
+        self.queue.clear()
+        self._kept.clear()
+        self._warned = False
+        counted = len(items) if counts is None else sum(1 for item in items if counts(item))
+        self.stats.dropped_inbound += counted
+        return counted
+
+    def __repr__(self) -> str:
+        return f"InboundQueue({len(self.queue)}/{self.max_inbound}, kept={len(self._kept)})"
