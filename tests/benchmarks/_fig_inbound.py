@@ -101,7 +101,7 @@ async def figure_inbound(bench: Bench) -> list[Row]:
                 else:
                     rate, delivery = await inbound_run(bench, subscriber, sizes.inbound_messages, qos)
                 series[name].add(rate)
-                series[name].problems.extend(delivery.problems())
+                record_delivery(series[name], [delivery], delivery.problems(), subscriber)
                 extra = ", ".join(delivery.problems()) or "all delivered in order"
                 extra += _dropped_text(subscriber)
                 bench.log(f"[inbound qos{qos} {rep + 1}/{sizes.repeats}] {name}: {rate:,.0f} msg/s ({extra})")
@@ -139,6 +139,22 @@ async def fanin_run(bench: Bench, observer: Subscriber) -> tuple[float, dict[str
     return (arrived / elapsed if elapsed > 0 and arrived else 0.0), deliveries
 
 
+def record_delivery(
+    series: Series, deliveries: list[Delivery], problems: list[str], subscriber: Subscriber | None
+) -> None:
+    """Add one run's delivery check to `series`: messages the connector dropped by design and counted
+    in ``stats.dropped_inbound`` (QoS 0 beyond ``max_inbound``) go to `counted_drops` when they are
+    exactly the lost ones and nothing else is wrong; anything else to `problems`.
+    """
+    lost = sum(d.lost for d in deliveries)
+    clean = all(d.duplicates == 0 and d.reordered == 0 and d.foreign == 0 for d in deliveries)
+    dropped = getattr(subscriber, "dropped_inbound", None)
+    if lost and clean and dropped == lost:
+        series.counted_drops.append(f"{lost} dropped and counted in stats.dropped_inbound")
+    else:
+        series.problems.extend(problems)
+
+
 def _dropped_text(subscriber: Subscriber | None) -> str:
     """``; dropped_inbound N`` when the subscriber is a connector that counted inbound drops."""
     dropped = getattr(subscriber, "dropped_inbound", None)
@@ -169,7 +185,7 @@ async def figure_fanin(bench: Bench) -> list[Row]:
             rate, deliveries = await fanin_run(bench, observer)
             problems = _fanin_problems(deliveries)
             series[name].add(rate)
-            series[name].problems.extend(problems)
+            record_delivery(series[name], list(deliveries.values()), problems, observer)
             lost[name] += sum(d.lost for d in deliveries.values())
             bench.log(
                 f"[fan-in {rep + 1}/{sizes.repeats}] {name}: {rate:,.0f} msg/s "

@@ -26,7 +26,7 @@ from tests.benchmarks._broker import ArrivalCounter, BenchError, c_publish, uniq
 from tests.benchmarks._clients import PahoPublisher  # noqa: E402
 from tests.benchmarks._connectors import mqtt_factory  # noqa: E402
 from tests.benchmarks._fig_backlog import figure_backlog, sized_payloads, takes_max_inbound  # noqa: E402
-from tests.benchmarks._fig_inbound import fanin_run, inbound_run  # noqa: E402
+from tests.benchmarks._fig_inbound import fanin_run, inbound_run, record_delivery  # noqa: E402
 from tests.benchmarks._fig_memory import figure_memory  # noqa: E402
 from tests.benchmarks._fig_throughput import measure_throughput  # noqa: E402
 from tests.benchmarks._report import Row, Series, Target, render_table  # noqa: E402
@@ -304,3 +304,26 @@ async def test_backlog_figure_compares_the_peak_with_the_bound(mosquitto: Mosqui
         assert row.measured.samples[0] > 0
         assert row.status in ("met", "MISSED")
         assert ("max_inbound=" in row.note) == takes_max_inbound()
+
+
+class _Counted:
+    def __init__(self, dropped: int | None) -> None:
+        self.dropped_inbound = dropped
+
+
+def test_drops_the_connector_counted_miss_the_target_but_are_not_incorrect() -> None:
+    short = check_sequence([0, 2], 3)  # one lost
+    counted = Series("x", "msg/s", [20.0])
+    record_delivery(counted, [short], short.problems(), _Counted(1))  # type: ignore[arg-type]
+    assert counted.problems == []
+    assert counted.counted_drops == ["1 dropped and counted in stats.dropped_inbound"]
+    row = Row("f", counted, Series("ref", "msg/s", [10.0]), target=Target(">=", 1.0))
+    assert (row.status, row.problems) == ("MISSED", [])
+    assert "1 dropped and counted" in render_table([row])
+    silent = Series("x", "msg/s", [20.0])
+    record_delivery(silent, [short], short.problems(), _Counted(0))  # type: ignore[arg-type]
+    assert silent.problems == ["1 lost"]
+    reordered = check_sequence([1, 0, 3], 4)  # lost one and reordered: never excused
+    other = Series("x", "msg/s", [20.0])
+    record_delivery(other, [reordered], reordered.problems(), _Counted(1))  # type: ignore[arg-type]
+    assert other.problems == ["1 lost", "1 out of order"]
