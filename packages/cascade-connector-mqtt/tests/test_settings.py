@@ -68,3 +68,18 @@ def test_from_url_builds_the_settings() -> None:
     with pytest.raises(InvalidUrlError) as info:
         MqttConnector.from_url(f"mqtt://alice:{SECRET}@h/?keepalive=99999")
     assert SECRET not in str(info.value)
+
+
+def test_the_hardening_settings_are_checked_and_read_from_urls() -> None:
+    Connector = MqttConnector
+    settings = Connector.from_url(
+        "mqtt://h?max_inbound=7&max_inbound_packet_size=4096&presence_expiry=none"
+    ).settings
+    got = (settings.max_inbound, settings.max_inbound_packet_size, settings.presence_expiry)
+    assert got == (7, 4096, None)
+    defaults = Connector().settings
+    assert (defaults.max_inbound, defaults.presence_expiry) == (10_000, 86_400.0)
+    assert Connector.from_url("mqtt://h?presence_expiry=2.5").settings.presence_expiry == 2.5
+    for bad in ({"max_inbound": 0}, {"max_inbound_packet_size": 10}, {"presence_expiry": 0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            Connector(**bad)  # type: ignore[arg-type]

@@ -15,6 +15,7 @@ import functools
 import logging
 import math
 from collections.abc import Sequence
+from typing import Final
 
 from cascade.connectors.protocol import (
     ConnectorError,
@@ -32,6 +33,23 @@ from ._settings import MqttSettings
 from ._subscriptions import SYNC_SID, Registry
 
 _log = logging.getLogger("cascade.connectors.mqtt")
+
+SHORT_SESSION: Final = 5.0
+"""Seconds: a connection lost sooner after its CONNACK than max(this, 2 x reconnect_max_delay) counts
+as a failed attempt (backoff keeps growing), and if the broker closed it, the messages in flight
+become suspects (a second such close with one suspect in flight quarantines it)."""
+
+
+def _broker_closed(reason: str | None) -> bool:
+    """Whether the broker ended the connection on purpose (not our close, not a keepalive timeout,
+    not a broker shutting down).
+    """
+    if reason is None or "Server shutting down" in reason:
+        return False
+    # "connection lost": paho's generic end (its DISCONNECT or reset not read first), seen under load.
+    return reason.startswith(
+        ("the broker sent DISCONNECT", "closed by the broker", "connection reset", "connection lost")
+    )
 
 
 class Lifecycle:
@@ -214,8 +232,10 @@ class Lifecycle:
             inbound.append_kept((topic, payload, retain, sids, mid, link))
             if len(inbound.queue) >= inbound.max_inbound:
                 link.pause_reading()
+        elif len(inbound.queue) < inbound.max_inbound:  # InboundQueue.append's hot path, inlined
+            inbound.queue.append((topic, payload, retain, sids, 0, link))
         else:
-            session.inbound.append((topic, payload, retain, sids, 0, link))
+            inbound.append((topic, payload, retain, sids, 0, link))
         session.wake.set()
 
     def _link_malformed(self, link: Link, detail: str) -> None:
@@ -234,8 +254,19 @@ class Lifecycle:
         session.link = None
         if self._machine.state is ConnectorState.CONNECTED:
             self._machine.to(ConnectorState.RECONNECTING)
-        session.outbound.lost(requeue=not session.stopping())
+        out = session.outbound
+        if not session.stopping():
+            if self._short(session) and _broker_closed(link.loss_reason):
+                out.closed_by_broker(link.loss_reason or "closed", self._stats)
+            else:
+                out.suspects.clear()
+        out.lost(requeue=not session.stopping())
         session.wake.set()
+
+    def _short(self, session: Session) -> bool:
+        """Whether the current session died "soon after CONNACK" (a failed attempt for backoff)."""
+        window = max(SHORT_SESSION, 2 * self._settings.reconnect_max_delay)
+        return asyncio.get_running_loop().time() - session.connected_at < window
 
     # ------------------------------------------------------------------ the supervisor task
 
@@ -252,7 +283,16 @@ class Lifecycle:
                     return
                 if self._machine.state is ConnectorState.CONNECTED:
                     self._machine.to(ConnectorState.RECONNECTING)
-                _log.warning("lost the connection to %s:%s; reconnecting", s.hostname, s.port)
+                short = self._short(session)
+                if not short:
+                    backoff.reset()  # a session that lasted: start again from the shortest delays
+                _log.warning(
+                    "lost the connection to %s:%s (%s)%s; reconnecting",
+                    s.hostname,
+                    s.port,
+                    link.loss_reason or "connection lost",
+                    " soon after connecting: counted as a failed attempt" if short else "",
+                )
                 session.phase = Phase.RECONNECTING
                 try:
                     while True:
@@ -270,7 +310,6 @@ class Lifecycle:
                 if session.stopping():
                     link.abort()
                     return
-                backoff.reset()
                 self._stats.reconnects += 1
                 _log.info("reconnected to %s:%s", s.hostname, s.port)
                 if self._machine.state is ConnectorState.RECONNECTING:
@@ -358,6 +397,7 @@ class Lifecycle:
     def _adopt(self, session: Session, link: Link) -> asyncio.Future[None]:
         """A new connection: presence, the sync topic, every live subscription, then the queue."""
         session.link = link
+        session.connected_at = asyncio.get_running_loop().time()
         out = session.outbound
         out.attach(link, link.receive_maximum, link.max_packet_size, link.fits)
         registry = session.registry

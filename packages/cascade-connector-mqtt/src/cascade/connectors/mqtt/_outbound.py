@@ -130,6 +130,10 @@ class Outbound:
         # transport's exact check against it; None: no limit known.
         self.max_packet_size: int | None = None
         self.fits: Callable[[str, bytes, int], bool] | None = None
+        # Poison detection: ids of the messages in flight when the broker closed a short session.
+        # While any is queued, they are sent ONE at a time (each confirmed before the next), so a
+        # second close tells exactly which one the broker refuses (`quarantine`).
+        self.suspects: set[int] = set()
         self._sync_topic = sync_topic
         self._log = log
         self._on_refused_marker = on_refused_marker
@@ -180,6 +184,45 @@ class Outbound:
             if ack is not None and ack.future is not None and not ack.future.done():
                 ack.future.set_result(None)
         self.control.clear()
+
+    def in_flight(self) -> list[Entry]:
+        """Callers' messages handed to the current connection and not confirmed yet, in send order."""
+        entries = [(u.sent, e) for u in self.unconfirmed for e in u.batch]
+        entries += [
+            (e.ack.sent, e)
+            for e in self.inflight.values()
+            if e.ack is not None and e.ack.kind is AckKind.USER
+        ]
+        return [e for _sent, e in sorted(entries, key=lambda item: item[0])]
+
+    def closed_by_broker(self, reason: str, stats: ConnectorStats) -> None:
+        """The broker closed a session soon after it began (call before `lost`): the message it
+        refuses is among those in flight. The second such close while one suspect is in flight
+        alone quarantines it: dropped, counted (``dropped`` and ``quarantined``), logged at ERROR
+        with the broker's reason, never sent again.
+        """
+        flying = self.in_flight()
+        if len(flying) == 1 and id(flying[0]) in self.suspects:
+            entry = flying[0]
+            self.unconfirmed.clear()
+            self.unconfirmed_bytes = 0
+            for mid, e in list(self.inflight.items()):
+                if e is entry:
+                    del self.inflight[mid]
+            self.suspects.discard(id(entry))
+            stats.dropped += 1
+            stats.quarantined += 1
+            detail = (
+                f"quarantined a message to {entry.topic!r} ({len(entry.data)} bytes): the broker closed "
+                f"the connection twice while it was in flight ({reason}); it is not sent again"
+            )
+            self._log.error("%s", detail)
+            ack = entry.ack
+            if ack is not None and ack.future is not None and not ack.future.done():
+                ack.future.set_exception(ConnectorError(detail))
+                ack.future.exception()
+            return
+        self.suspects = {id(e) for e in flying}
 
     def finish(self, stats: ConnectorStats) -> tuple[int, int]:
         """The session ended: account for every message not confirmed, fail waiting callers.
@@ -274,13 +317,18 @@ class Outbound:
         unwritten = self.unwritten
         while unwritten and unwritten[0].is_published():
             unwritten.popleft()
+        suspects = self.suspects
         while queue:
+            if suspects and not self._careful_ok(queue[0]):
+                break
             if queue[0].ack is None:
                 if len(unwritten) >= MAX_UNWRITTEN:
                     break
                 batch: list[Entry] = []
                 size = 0
                 while queue and queue[0].ack is None and size < BATCH_BYTES:
+                    if suspects and batch and (id(queue[0]) in suspects or id(batch[0]) in suspects):
+                        break  # a suspect travels alone
                     entry = queue.popleft()
                     if self.fits is not None and self.too_large(entry.topic, entry.data, 0):
                         self._refuse_oversize(entry)
@@ -317,6 +365,18 @@ class Outbound:
                 control.append(confirm)  # sent by a later flush, still after the batches
         if self.idle_waiter is not None:
             self.check_idle()
+
+    def _careful_ok(self, head: Entry) -> bool:
+        """With suspects queued: nothing new goes out while a suspect is unconfirmed, and a suspect
+        goes out only when nothing else is unconfirmed.
+        """
+        suspects = self.suspects
+        busy = bool(self.unconfirmed) or self.user_qos1_inflight()
+        if not busy:
+            return True
+        if id(head) in suspects:
+            return False
+        return not any(id(e) in suspects for e in self.in_flight())
 
     def _send_qos1(self, wire: Wire, entry: Entry) -> bool:
         ack = entry.ack
@@ -359,6 +419,8 @@ class Outbound:
             if entry is not None:
                 ack = entry.ack
                 assert ack is not None
+                if self.suspects:
+                    self.suspects.discard(id(entry))
                 ack.reason = reason
                 if self.unconfirmed:
                     self._confirmed(ack.sent)
@@ -372,8 +434,13 @@ class Outbound:
     def _confirmed(self, upto: int) -> None:
         """The broker has everything handed over before send position `upto`."""
         unconfirmed = self.unconfirmed
+        suspects = self.suspects
         while unconfirmed and unconfirmed[0].sent < upto:
-            self.unconfirmed_bytes -= unconfirmed.popleft().size
+            done = unconfirmed.popleft()
+            self.unconfirmed_bytes -= done.size
+            if suspects:
+                for entry in done.batch:
+                    suspects.discard(id(entry))
 
     def _acked(self, entry: Entry, ack: Ack) -> None:
         refused = ack.reason >= 0x80

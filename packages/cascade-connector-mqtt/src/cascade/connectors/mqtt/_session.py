@@ -64,6 +64,7 @@ class Session:
         self.inbound: InboundQueue[Inbound] = InboundQueue(
             settings.max_inbound, stats, log, f"connector {settings.source}"
         )
+        self.connected_at = 0.0  # loop time of the current connection's CONNACK
         self.presence_ts = ""  # the time of the connection being made (its online and its will)
         self.wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None

@@ -29,8 +29,8 @@ class SubscriptionHandle(Protocol):
 class Connector(Protocol):
     """A connection to a message backend (MQTT in production, in-memory in tests).
 
-    Every connector keeps these twelve promises (the contract suite in ``cascade-connector-testing``
-    checks each of them):
+    Every connector keeps these promises (the contract suite in ``cascade-connector-testing``
+    checks each of them; docs/contract.md numbers them):
 
     1. **Lifecycle.** `connect` and `disconnect` are idempotent; `disconnect` before `connect` is a
        no-op; connect → disconnect → connect works. `publish`/`subscribe` on a connector that was never
@@ -63,7 +63,13 @@ class Connector(Protocol):
         backoff with jitter), re-subscribes (retained state is delivered again), and sends the
         publishes queued meanwhile in order, from a bounded buffer that drops the oldest QoS 0
         message when full. `publish` never raises because of an outage.
-    12. **Observability.** ``connector.stats`` is a `ConnectorStats` snapshot.
+    12. **Observability.** ``connector.stats`` is a `ConnectorStats` snapshot; after `disconnect`,
+        ``published`` == handed to the backend + ``dropped``.
+    13. **Bounded inbound.** ``max_inbound`` bounds messages received and not yet handed to
+        callbacks: beyond it the oldest QoS 0 one is dropped (``dropped_inbound``); QoS 1 waits at
+        the backend and is acknowledged only after its callbacks ran.
+    14. **No poison.** What the backend would refuse is refused in the caller when it can be known;
+        what turns out refused later is dropped, counted and logged, never re-sent forever.
     """
 
     @property

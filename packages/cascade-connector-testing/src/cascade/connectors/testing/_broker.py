@@ -48,10 +48,20 @@ class InMemoryBroker:
 
     Connectors join with ``InMemoryConnector(broker=...)``. Fault injection (`stop`, `start`, `drop`,
     `inject`) and inspection (`retained`, `history`, `settle`) are for tests.
-    `keep_history=False` stops recording `history` (for long benchmarks).
+    `keep_history=False` stops recording `history` (for long benchmarks). `max_packet_size` plays
+    an MQTT broker's Maximum Packet Size: a publish whose MQTT 5 PUBLISH packet would be larger
+    raises `PayloadError` in the caller, as on MQTT.
     """
 
-    def __init__(self, *, keep_history: bool = True) -> None:
+    def __init__(self, *, keep_history: bool = True, max_packet_size: int | None = None) -> None:
+        if max_packet_size is not None and (
+            not isinstance(max_packet_size, int) or isinstance(max_packet_size, bool) or max_packet_size < 64
+        ):
+            raise ValueError(
+                f"max_packet_size must be an int of at least 64 or None, not {max_packet_size!r}"
+            )
+        self.max_packet_size = max_packet_size
+        """The Maximum Packet Size this broker announces (bytes, whole MQTT 5 PUBLISH), or None."""
         self._running = True
         self._keep_history = keep_history
         self._members: weakref.WeakSet[InMemoryConnector] = weakref.WeakSet()
@@ -233,6 +243,15 @@ class InMemoryBroker:
 
     # ------------------------------------------------------------------ internals used by connectors
 
+    def refuses(self, topic: str, raw: bytes, qos: int) -> bool:
+        """Whether a PUBLISH of `raw` to `topic` at `qos` exceeds `max_packet_size`."""
+        limit = self.max_packet_size
+        if limit is None:
+            return False
+        body = 2 + len(topic.encode("utf-8")) + (2 if qos else 0) + 1 + len(raw)  # + properties length
+        varint = 1 if body < 128 else 2 if body < 16_384 else 3 if body < 2_097_152 else 4
+        return 1 + varint + body > limit
+
     def _open_session(self, conn: InMemoryConnector) -> None:
         self._sessions[conn] = {}
 
@@ -309,4 +328,11 @@ class InMemoryBroker:
                 self._route_cache.clear()
             self._route_cache[topic] = targets
         for conn in targets:
-            conn._inbox.offer(topic, raw, qos)
+            inbox = conn._inbox
+            queue = inbox.queue
+            if qos or inbox.held or len(queue) >= inbox.max_inbound:
+                inbox.offer(topic, raw, qos)
+            else:  # the hot path of InboundQueue.append, inlined
+                queue.append((topic, raw, None))
+                if inbox.waiter is not None:
+                    inbox.wake()

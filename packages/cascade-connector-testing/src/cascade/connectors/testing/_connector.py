@@ -22,6 +22,7 @@ from cascade.connectors.protocol import (
     ConnectionFailedError,
     ConnectorStats,
     NotConnectedError,
+    PayloadError,
     encode_payload,
     utc_now_iso,
     validate_filter,
@@ -337,6 +338,11 @@ class InMemoryConnector:
         if qos != 0 and qos != 1:
             raise ValueError(f"qos must be 0 or 1, not {qos!r}")
         raw = encode_payload(payload)
+        if self._broker.max_packet_size is not None and self._broker.refuses(topic, raw, qos):
+            raise PayloadError(
+                f"{len(raw)} bytes encoded for {topic!r}: more than the broker's Maximum Packet Size "
+                f"({self._broker.max_packet_size} bytes) allows; send smaller messages"
+            )
         self._stats.published += 1
         out = self._out
         if not qos:

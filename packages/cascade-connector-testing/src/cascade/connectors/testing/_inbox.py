@@ -3,8 +3,8 @@
 The broker hands ``(topic, raw, target)`` entries to `Inbox.offer`; the dispatcher runs the callbacks
 in arrival order through the session's `Delivery` (the shared core), one message at a time.
 ``max_inbound`` bounds the queue with the core's `InboundQueue` (promise 13): QoS 0 beyond it drops
-the oldest; QoS 1 beyond it waits in `held`, which plays the broker holding messages it may not send
-yet (the dispatcher takes them as it makes room).
+the oldest; QoS 1 beyond it waits in `held` with everything that arrives after it, which plays the
+broker holding what the client does not read (the dispatcher takes them, in order, as it makes room).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class Inbox:
             max_inbound, owner._stats, _log, f"connector {owner.source}"
         )
         self.queue = self.inbound.queue
-        self.held: deque[Inbound] = deque()  # QoS 1 the "broker" holds back (backpressure)
+        self.held: deque[tuple[Inbound, int]] = deque()  # (entry, qos) the "broker" holds back
         self.waiter: asyncio.Future[None] | None = None
         self.task: asyncio.Task[None] | None = None
         self.dispatching = False  # the dispatcher is working through its queue
@@ -78,10 +78,12 @@ class Inbox:
     def offer(self, topic: str, raw: bytes, qos: int) -> None:
         """A live message from the broker (QoS 0 may be dropped past the bound; QoS 1 is held)."""
         entry = (topic, raw, None)
-        if not qos:
+        if self.held:  # the broker holds everything behind a held message: arrival order is kept
+            self.held.append((entry, qos))
+        elif not qos:
             self.inbound.append(entry)
-        elif self.held or self.inbound.full:
-            self.held.append(entry)
+        elif self.inbound.full:
+            self.held.append((entry, qos))
         else:
             self.inbound.append_kept(entry)
         if self.waiter is not None:
@@ -91,7 +93,11 @@ class Inbox:
         held = self.held
         inbound = self.inbound
         while held and not inbound.full:
-            inbound.append_kept(held.popleft())
+            entry, qos = held.popleft()
+            if qos:
+                inbound.append_kept(entry)
+            else:
+                inbound.append(entry)
 
     def end(self) -> asyncio.Task[None] | None:
         """The session ended: every subscription ends; returns the dispatcher task (to cancel).
@@ -196,13 +202,15 @@ class Inbox:
         loop = asyncio.get_running_loop()
         broker = owner._broker
         queue = inbound.queue
-        popleft = inbound.popleft
+        kept = inbound.kept
+        popleft = queue.popleft  # InboundQueue.popleft inlined (the kept ids, the episode below)
         match = self._match
         cached = self._match_cache.get
         deliver = owner._delivery.deliver
         subs: list[InMemorySubscription] | tuple[InMemorySubscription]
         while owner._gen == gen:
             if not queue:
+                inbound.episode_over()
                 self.dispatching = False
                 self.current_topic = None
                 waiter = self.waiter = loop.create_future()
@@ -213,7 +221,10 @@ class Inbox:
             for _ in range(len(queue)):
                 if not queue:
                     break
-                topic, raw, target = popleft()
+                entry = popleft()
+                if kept:
+                    kept.discard(id(entry))
+                topic, raw, target = entry
                 if self.held:
                     self._refill()
                 if target is None:

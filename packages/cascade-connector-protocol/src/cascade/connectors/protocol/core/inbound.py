@@ -26,11 +26,13 @@ E = TypeVar("E")
 class InboundQueue(Generic[E]):
     """A FIFO of received entries with the ``max_inbound`` policy and exact counters.
 
-    Dispatchers take entries with `popleft` (never from `queue` directly, so the bookkeeping of the
-    entries that must not be dropped stays exact); `queue` may be read (``if inbound.queue``).
+    Dispatchers take entries with `popleft`. A hot path may inline it: pop from `queue` itself and
+    ``kept.discard(id(entry))`` when `kept` is not empty, then call `episode_over` when the queue
+    is empty. Likewise a droppable entry may be appended to `queue` directly while
+    ``len(queue) < max_inbound``.
     """
 
-    __slots__ = ("_kept", "_log", "_name", "_warned", "max_inbound", "queue", "stats")
+    __slots__ = ("_log", "_name", "_warned", "kept", "max_inbound", "queue", "stats")
 
     def __init__(
         self, max_inbound: int, stats: ConnectorStats, logger: logging.Logger, name: str = "connector"
@@ -38,7 +40,7 @@ class InboundQueue(Generic[E]):
         self.max_inbound = check_int("max_inbound", max_inbound, 1)
         self.stats = stats
         self.queue: deque[E] = deque()
-        self._kept: set[int] = set()  # ids of the queued entries that must not be dropped
+        self.kept: set[int] = set()  # ids of the queued entries that must not be dropped
         self._log = logger
         self._name = name
         self._warned = False
@@ -61,14 +63,14 @@ class InboundQueue(Generic[E]):
 
     def append_kept(self, entry: E) -> None:
         """Queue an entry that is never dropped (QoS 1, replay, control); it makes room if full."""
-        if len(self.queue) >= self.max_inbound and len(self._kept) < len(self.queue):
+        if len(self.queue) >= self.max_inbound and len(self.kept) < len(self.queue):
             self._make_room(None)
         self.queue.append(entry)
-        self._kept.add(id(entry))
+        self.kept.add(id(entry))
 
     def _make_room(self, new: E | None) -> None:
         queue = self.queue
-        kept = self._kept
+        kept = self.kept
         if not kept:
             queue.popleft()
         else:
@@ -98,12 +100,16 @@ class InboundQueue(Generic[E]):
     def popleft(self) -> E:
         """Take the oldest entry. Raises `IndexError` if empty."""
         entry = self.queue.popleft()
-        kept = self._kept
+        kept = self.kept
         if kept:
             kept.discard(id(entry))
         if not self.queue:
             self._warned = False  # the episode is over
         return entry
+
+    def episode_over(self) -> None:
+        """The queue is empty again (for dispatchers that pop from `queue` directly)."""
+        self._warned = False
 
     def discard_all(self, counts: Callable[[E], bool] | None = None) -> int:
         """Remove every entry (the session ends); those `counts` accepts (default: all) are counted in
@@ -111,11 +117,11 @@ class InboundQueue(Generic[E]):
         """
         items = list(self.queue)
         self.queue.clear()
-        self._kept.clear()
+        self.kept.clear()
         self._warned = False
         counted = len(items) if counts is None else sum(1 for item in items if counts(item))
         self.stats.dropped_inbound += counted
         return counted
 
     def __repr__(self) -> str:
-        return f"InboundQueue({len(self.queue)}/{self.max_inbound}, kept={len(self._kept)})"
+        return f"InboundQueue({len(self.queue)}/{self.max_inbound}, kept={len(self.kept)})"
