@@ -25,7 +25,9 @@ from pathlib import Path
 
 from ._bench import FULL, SMOKE, Bench
 from ._broker import start_broker
+from ._fig_backlog import figure_backlog
 from ._fig_dispatch import figure_dispatch
+from ._fig_inbound import figure_fanin, figure_inbound
 from ._fig_memory import figure_memory
 from ._fig_outage import figure_outage
 from ._fig_publish import figure_publish_cost
@@ -40,6 +42,9 @@ FIGURES: dict[str, tuple[str, Callable[[Bench], Awaitable[list[Row]]]]] = {
     "dispatch": ("4. dispatch cost vs live subscriptions", figure_dispatch),
     "memory": ("5. in-memory cost vs the JSON round trip, per codec", figure_memory),
     "outage": ("6. broker outage: memory and resume time", figure_outage),
+    "inbound": ("7. inbound: a C publisher into a subscriber's callback", figure_inbound),
+    "fanin": ("8. fan-in: one observer, many publisher processes", figure_fanin),
+    "backlog": ("9. slow consumer: inbound backlog memory vs max_inbound", figure_backlog),
 }
 
 

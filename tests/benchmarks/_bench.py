@@ -42,6 +42,17 @@ class Sizes:
     # 6. outage: messages published while the broker is down; buffer bound (None = default 10 000).
     outage_messages: int
     outage_max_buffered: int | None
+    # 7. inbound: messages per run from one C publisher to each subscriber.
+    inbound_messages: int
+    # 8. fan-in: C publisher processes, messages each.
+    fanin_publishers: int
+    fanin_messages: int
+    # 9. slow consumer: messages flooded, wire size of each (bytes), the inbound bound asked for,
+    # and the time the callback takes per message (s).
+    backlog_messages: int
+    backlog_payload_bytes: int
+    backlog_max_inbound: int
+    backlog_callback_s: float
     # Nothing arriving for this long ends a run as incomplete (s).
     idle_timeout: float
 
@@ -61,6 +72,13 @@ FULL = Sizes(
     pair_messages=20_000,
     outage_messages=200_000,
     outage_max_buffered=None,
+    inbound_messages=20_000,
+    fanin_publishers=10,
+    fanin_messages=2_000,
+    backlog_messages=20_000,
+    backlog_payload_bytes=1_024,
+    backlog_max_inbound=2_000,
+    backlog_callback_s=0.002,
     idle_timeout=2.0,
 )
 
@@ -79,6 +97,13 @@ SMOKE = Sizes(
     pair_messages=300,
     outage_messages=600,
     outage_max_buffered=100,
+    inbound_messages=300,
+    fanin_publishers=10,
+    fanin_messages=30,
+    backlog_messages=1_000,
+    backlog_payload_bytes=1_024,
+    backlog_max_inbound=100,
+    backlog_callback_s=0.002,
     idle_timeout=2.0,
 )
 

@@ -93,11 +93,16 @@ class ArrivalCounter:
     marker is cleared when the counter is closed.
     """
 
-    def __init__(self, server: MosquittoServer, topic: str, expected: int, qos: int) -> None:
+    def __init__(
+        self, server: MosquittoServer, topic: str, expected: int, qos: int, *, mqtt5: bool = False
+    ) -> None:
         self.server = server
         self.topic = topic
         self.expected = expected
         self.qos = qos
+        # MQTT 5 lets the broker send up to 65 535 QoS 1 messages unacknowledged (the client's Receive
+        # Maximum); with 3.1.1 Mosquitto's max_inflight_messages (20) limits what it sends a subscriber.
+        self.mqtt5 = mqtt5
         self._dir = Path(tempfile.mkdtemp(prefix="cascade-bench-"))
         self._out_path = self._dir / "arrivals.txt"
         self._process: subprocess.Popen[bytes] | None = None
@@ -110,6 +115,8 @@ class ArrivalCounter:
         args = [find_client("mosquitto_sub"), "-h", self.server.host, "-p", str(self.server.port)]
         args += ["-t", self.topic, "-q", str(self.qos), "-C", str(self.expected + 1)]
         args += ["-i", unique("bench-sub")]
+        if self.mqtt5:
+            args += ["-V", "mqttv5"]
         with open(self._out_path, "wb") as out:
             self._process = subprocess.Popen(
                 args, stdout=out, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL

@@ -258,10 +258,14 @@ class CClientPublisher:
 
     name = "C clients (mosquitto_pub -l)"
 
-    def __init__(self, server: MosquittoServer, timeout: float = 120.0) -> None:
+    def __init__(
+        self, server: MosquittoServer, timeout: float = 120.0, max_inflight: int | None = None
+    ) -> None:
         self.failures = 0
         self._server = server
         self._timeout = timeout
+        # QoS 1 messages mosquitto_pub keeps unacknowledged (``-M``); None: its default (20).
+        self._max_inflight = max_inflight
         self._dir = Path(tempfile.mkdtemp(prefix="cascade-bench-pub-"))
         self._lines = self._dir / "lines.txt"
         self._args: list[str] = []
@@ -272,6 +276,8 @@ class CClientPublisher:
         await asyncio.to_thread(self._lines.write_bytes, data)
         self._args = [find_client("mosquitto_pub"), "-h", self._server.host, "-p", str(self._server.port)]
         self._args += ["-t", topic, "-q", str(qos), "-l", "-i", unique("bench-cpub")]
+        if self._max_inflight is not None:
+            self._args += ["-M", str(self._max_inflight)]
 
     async def run(self) -> None:
         """Run ``mosquitto_pub -l`` to completion (includes its start-up and connect, a few ms)."""

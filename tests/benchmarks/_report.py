@@ -31,6 +31,9 @@ class Series:
     samples: list[float] = field(default_factory=list)
     # What went wrong in some run (messages lost, timeouts); an empty list means clean.
     problems: list[str] = field(default_factory=list)
+    # Messages the subject dropped by design and counted (QoS 0 beyond a configured bound): the row
+    # is not met, but the run is not incorrect (nothing was lost silently).
+    counted_drops: list[str] = field(default_factory=list)
 
     def add(self, value: float) -> None:
         """Record one run's value."""
@@ -65,6 +68,7 @@ class Series:
             "max": _finite(self.max),
             "samples": list(self.samples),
             "problems": list(self.problems),
+            "counted_drops": list(self.counted_drops),
         }
 
 
@@ -98,7 +102,8 @@ class Row:
 
     With a `reference` series the ratio is measured/reference (medians, or the measured max when the
     target says so); with `absolute` instead, the ratio is measured/absolute (for fixed bounds).
-    A row with problems in either series is never met (lost or duplicated messages).
+    A row with problems in either series is never met (lost or duplicated messages), nor one whose
+    measured series dropped messages by design (`Series.counted_drops`).
     """
 
     figure: str
@@ -138,7 +143,7 @@ class Row:
             return "n/a"
         if self.target is None:
             return "info"
-        if self.problems:
+        if self.problems or self.measured.counted_drops:
             return "MISSED"
         return "met" if self.target.met_by(self.ratio) else "MISSED"
 
@@ -217,8 +222,9 @@ def render_table(rows: Sequence[Row]) -> str:
         else:
             ref = "-"
         measured = f"{row.measured.label}: {format_series(row.measured)}"
-        if row.measured.problems:
-            measured += " (" + "; ".join(dict.fromkeys(row.measured.problems)) + ")"
+        shown = [*row.measured.problems, *row.measured.counted_drops]
+        if shown:
+            measured += " (" + "; ".join(dict.fromkeys(shown)) + ")"
         if row.reference is not None and row.reference.problems:
             ref += " (" + "; ".join(dict.fromkeys(row.reference.problems)) + ")"
         ratio = "-" if row.ratio != row.ratio else f"{row.ratio:.2f}x"

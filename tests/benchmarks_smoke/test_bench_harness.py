@@ -22,11 +22,20 @@ if str(_ROOT) not in sys.path:  # the benchmarks are run as ``python -m tests.be
 
 from tests.benchmarks.__main__ import FIGURES, _parse  # noqa: E402
 from tests.benchmarks._bench import SMOKE, Bench, Inbox, percentile  # noqa: E402
-from tests.benchmarks._broker import ArrivalCounter, c_publish, unique  # noqa: E402
+from tests.benchmarks._broker import ArrivalCounter, BenchError, c_publish, unique  # noqa: E402
 from tests.benchmarks._clients import PahoPublisher  # noqa: E402
+from tests.benchmarks._connectors import mqtt_factory  # noqa: E402
+from tests.benchmarks._fig_backlog import figure_backlog, sized_payloads, takes_max_inbound  # noqa: E402
+from tests.benchmarks._fig_inbound import fanin_run, inbound_run, record_delivery  # noqa: E402
 from tests.benchmarks._fig_memory import figure_memory  # noqa: E402
 from tests.benchmarks._fig_throughput import measure_throughput  # noqa: E402
 from tests.benchmarks._report import Row, Series, Target, render_table  # noqa: E402
+from tests.benchmarks._subscribers import (  # noqa: E402
+    ConnectorSubscriber,
+    PahoSubscriber,
+    Subscriber,
+    check_per_publisher,
+)
 from tests.benchmarks._workload import (  # noqa: E402
     check_sequence,
     encoded,
@@ -209,3 +218,112 @@ async def test_figure_5_measures_each_codec_against_its_own_round_trip(mosquitto
         assert len(row.measured.samples) == SMOKE.repeats
         assert row.measured.problems == []
         assert row.status in ("met", "MISSED", "info")
+
+
+# ---------------------------------------------------------------------------------------------
+# The subscriber side (figures 7 to 9)
+
+
+def test_per_publisher_check_counts_each_publisher_and_strays() -> None:
+    arrivals: list[tuple[object, object]] = [
+        ("a", "task-0000000"),
+        ("b", "task-0000001"),
+        ("a", "task-0000002"),
+        ("b", "task-0000000"),  # b out of order
+        ("a", "task-0000001"),  # a out of order
+        ("zz", "task-0000000"),  # a publisher nobody expected
+        (None, None),  # unreadable
+    ]
+    deliveries = check_per_publisher(arrivals, {"a": 3, "b": 3})
+    assert (deliveries["a"].lost, deliveries["a"].reordered, deliveries["a"].foreign) == (0, 1, 2)
+    assert (deliveries["b"].lost, deliveries["b"].reordered, deliveries["b"].foreign) == (1, 1, 0)
+    assert check_per_publisher([("a", "task-0000000")], {"a": 1})["a"].ok
+
+
+def test_backlog_payloads_have_the_asked_wire_size() -> None:
+    payloads = sized_payloads(3, 1_024)
+    assert [len(encoded(p)) for p in payloads] == [1_024, 1_024, 1_024]
+    assert [seq_of(p) for p in payloads] == [0, 1, 2]
+    with pytest.raises(BenchError):
+        sized_payloads(1, 10)
+
+
+@pytest.mark.mosquitto
+@pytest.mark.asyncio
+@pytest.mark.parametrize("qos", [0, 1])
+@pytest.mark.parametrize("kind", ["connector", "paho"])
+async def test_inbound_run_counts_every_message(mosquitto: MosquittoServer, qos: int, kind: str) -> None:
+    subscriber: Subscriber = (
+        ConnectorSubscriber("MqttConnector", mqtt_factory(mosquitto))
+        if kind == "connector"
+        else PahoSubscriber(mosquitto)
+    )
+    rate, delivery = await inbound_run(_bench(mosquitto), subscriber, 200, qos)
+    assert delivery.ok, delivery.problems()
+    assert delivery.received == 200
+    assert rate > 0
+
+
+@pytest.mark.mosquitto
+@pytest.mark.asyncio
+async def test_subscriber_notices_missing_messages(mosquitto: MosquittoServer) -> None:
+    topic = unique("bench-test/inbound")
+    subscriber = ConnectorSubscriber("MqttConnector", mqtt_factory(mosquitto))
+    await subscriber.setup(topic, 3)
+    try:
+        for seq in (0, 2):
+            c_publish(mosquitto, topic, message=encoded(telemetry_payloads(3)[seq]))
+        _, complete = await subscriber.wait(idle_timeout=0.3)
+    finally:
+        await subscriber.close()
+    assert not complete
+    delivery = check_per_publisher(subscriber.arrivals, {"run-7f3a9c2e": 3})["run-7f3a9c2e"]
+    assert (delivery.received, delivery.lost) == (2, 1)
+
+
+@pytest.mark.mosquitto
+@pytest.mark.asyncio
+async def test_fanin_checks_every_publisher(mosquitto: MosquittoServer) -> None:
+    rate, deliveries = await fanin_run(_bench(mosquitto), PahoSubscriber(mosquitto))
+    assert len(deliveries) == SMOKE.fanin_publishers
+    for delivery in deliveries.values():
+        assert delivery.ok, delivery.problems()
+        assert delivery.received == SMOKE.fanin_messages
+    assert rate > 0
+
+
+@pytest.mark.mosquitto
+@pytest.mark.asyncio
+async def test_backlog_figure_compares_the_peak_with_the_bound(mosquitto: MosquittoServer) -> None:
+    bench = _bench(mosquitto)
+    rows = await figure_backlog(bench)
+    assert [row.measured.label for row in rows] == ["peak heap growth, qos0", "peak heap growth, qos1"]
+    for row in rows:
+        assert row.absolute == pytest.approx(SMOKE.backlog_max_inbound * SMOKE.backlog_payload_bytes / 1e6)
+        assert len(row.measured.samples) == SMOKE.repeats
+        assert row.measured.samples[0] > 0
+        assert row.status in ("met", "MISSED")
+        assert ("max_inbound=" in row.note) == takes_max_inbound()
+
+
+class _Counted:
+    def __init__(self, dropped: int | None) -> None:
+        self.dropped_inbound = dropped
+
+
+def test_drops_the_connector_counted_miss_the_target_but_are_not_incorrect() -> None:
+    short = check_sequence([0, 2], 3)  # one lost
+    counted = Series("x", "msg/s", [20.0])
+    record_delivery(counted, [short], short.problems(), _Counted(1))  # type: ignore[arg-type]
+    assert counted.problems == []
+    assert counted.counted_drops == ["1 dropped and counted in stats.dropped_inbound"]
+    row = Row("f", counted, Series("ref", "msg/s", [10.0]), target=Target(">=", 1.0))
+    assert (row.status, row.problems) == ("MISSED", [])
+    assert "1 dropped and counted" in render_table([row])
+    silent = Series("x", "msg/s", [20.0])
+    record_delivery(silent, [short], short.problems(), _Counted(0))  # type: ignore[arg-type]
+    assert silent.problems == ["1 lost"]
+    reordered = check_sequence([1, 0, 3], 4)  # lost one and reordered: never excused
+    other = Series("x", "msg/s", [20.0])
+    record_delivery(other, [reordered], reordered.problems(), _Counted(1))  # type: ignore[arg-type]
+    assert other.problems == ["1 lost", "1 out of order"]
