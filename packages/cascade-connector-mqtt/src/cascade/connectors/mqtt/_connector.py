@@ -16,7 +16,6 @@ import dataclasses
 import logging
 import ssl
 from collections.abc import Mapping
-from types import TracebackType
 from typing import Any, Final
 
 from cascade.connectors.protocol import (
@@ -29,6 +28,7 @@ from cascade.connectors.protocol import (
     validate_filter,
 )
 from cascade.connectors.protocol.core import (
+    ConnectOnEnter,
     ConnectorState,
     ContextGuard,
     Outgoing,
@@ -54,7 +54,7 @@ _CONNECTED: Final = ConnectorState.CONNECTED
 _RECONNECTING: Final = ConnectorState.RECONNECTING
 
 
-class MqttConnector(Lifecycle):
+class MqttConnector(Lifecycle, ConnectOnEnter):
     """A Cascade `Connector` over MQTT 5 (Mosquitto 2 or any MQTT 5 broker), built on aiomqtt.
 
     - `hostname`, `port`: the broker. `username`/`password`: credentials (never shown in repr, logs or
@@ -208,22 +208,6 @@ class MqttConnector(Lifecycle):
             f"MqttConnector({s.hostname!r}, {s.port}{user}, tls={s.tls is not None}, "
             f"client_id={s.client_id!r}, source={s.source!r}, {shown})"
         )
-
-    async def __aenter__(self) -> MqttConnector:
-        """`connect()`; reusable after the block ends, but not re-entrant (`ReentryError`)."""
-        self._guard.check()
-        await self.connect()
-        self._guard.enter()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._guard.exit()
-        await self.disconnect()
 
     # ------------------------------------------------------------------ publishing
 

@@ -14,7 +14,6 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import replace
-from types import TracebackType
 from typing import Any, Final
 
 from cascade.connectors.protocol import (
@@ -29,6 +28,7 @@ from cascade.connectors.protocol import (
 )
 from cascade.connectors.protocol.core import (
     Backoff,
+    ConnectOnEnter,
     ConnectorState,
     ContextGuard,
     Delivery,
@@ -57,7 +57,7 @@ _CONNECTED: Final = ConnectorState.CONNECTED
 _RECONNECTING: Final = ConnectorState.RECONNECTING
 
 
-class InMemoryConnector:
+class InMemoryConnector(ConnectOnEnter):
     """A `Connector` over an `InMemoryBroker`, keeping every promise of docs/contract.md.
 
     `broker`: the broker to join (a private one is made when omitted; see `broker`). `source`: the
@@ -145,22 +145,6 @@ class InMemoryConnector:
         return self._online
 
     # ------------------------------------------------------------------ lifecycle
-
-    async def __aenter__(self) -> InMemoryConnector:
-        """`connect()`; reusable after the block ends, but not re-entrant (`ReentryError`)."""
-        self._guard.check()
-        await self.connect()
-        self._guard.enter()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._guard.exit()
-        await self.disconnect()
 
     async def connect(self) -> None:
         """Connect and publish retained ``online`` presence. Idempotent.

@@ -10,13 +10,13 @@ keep the promises of docs/contract.md the same way by construction:
 - `Delivery`: decoding, callback isolation, the callback-error log record and the delivery counters.
 - `Presence` / `default_source`: presence payloads and the default ``{hostname}-{pid}-{random}``.
 - `check_int`, `check_seconds`, `check_delay_range`: settings validation (NaN refused everywhere).
-- `ContextGuard`: ``async with`` that is reusable but not re-entrant (`ReentryError`).
+- `ConnectOnEnter` / `ContextGuard`: ``async with`` that is reusable but not re-entrant (`ReentryError`).
 - `TopicCache`: the validated-publish-topic cache of the hot path.
 """
 
 from .backoff import Backoff
 from .delivery import Delivery, Target, check_callback, invoke
-from .guard import ContextGuard, ReentryError
+from .guard import ConnectOnEnter, ContextGuard, ReentryError
 from .inbound import InboundQueue
 from .outbound import OutboundBuffer, Outgoing, unsent_at_disconnect
 from .presence import Presence, default_source, host_segment
@@ -26,6 +26,7 @@ from .topiccache import TopicCache
 
 __all__ = [
     "Backoff",
+    "ConnectOnEnter",
     "ConnectorState",
     "ContextGuard",
     "Delivery",

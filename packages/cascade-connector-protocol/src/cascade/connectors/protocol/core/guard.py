@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-__all__ = ["ContextGuard", "ReentryError"]
+__all__ = ["ConnectOnEnter", "ContextGuard", "ReentryError"]
+
+from types import TracebackType
+from typing import Self
 
 from ..errors import ConnectorError
 
@@ -42,3 +45,38 @@ class ContextGuard:
     def exit(self) -> None:
         """Mark the block closed (the connector can be used in ``async with`` again)."""
         self._inside = False
+
+
+class ConnectOnEnter:
+    """Mixin: ``async with connector:`` is `connect()` ... `disconnect()`; reusable, not re-entrant.
+
+    The class using it sets ``self._guard = ContextGuard(name)`` in ``__init__`` and defines
+    `connect` and `disconnect`. Entering an open block again raises `ReentryError` before connecting.
+    """
+
+    __slots__ = ()
+    _guard: ContextGuard
+
+    async def connect(self) -> None:
+        """Connect (the connector's own method)."""
+        raise NotImplementedError
+
+    async def disconnect(self) -> None:
+        """Disconnect (the connector's own method)."""
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        """`connect()`; reusable after the block ends, but not re-entrant (`ReentryError`)."""
+        self._guard.check()
+        await self.connect()
+        self._guard.enter()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._guard.exit()
+        await self.disconnect()
