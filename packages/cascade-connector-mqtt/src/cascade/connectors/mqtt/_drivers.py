@@ -1,0 +1,67 @@
+"""Making the driver of one connection: aiomqtt with the private hooks, or paho's public API."""
+
+from __future__ import annotations
+
+__all__ = ["Driver", "make_driver"]
+
+import socket
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from ._hooks import AiomqttDriver, LinkEvents
+from ._link_types import LinkSettings
+from ._paho_driver import PahoDriver
+from ._socket import paho_log
+
+Driver = AiomqttDriver | PahoDriver
+
+
+def make_driver(events: LinkEvents, settings: LinkSettings, *, private: bool) -> Driver:
+    """A driver for `settings` reporting to `events`: `AiomqttDriver` if `private`, else `PahoDriver`.
+
+    Both announce `settings.max_inbound_packet_size` as our Maximum Packet Size in CONNECT.
+    """
+    tls = settings.tls
+    connect_props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    connect_props.MaximumPacketSize = settings.max_inbound_packet_size
+    # A context that does not check host names must not have paho check them either.
+    insecure = True if tls is not None and not tls.check_hostname else None
+    if not private:
+        return PahoDriver(
+            events,
+            hostname=settings.hostname,
+            port=settings.port,
+            identifier=settings.client_id,
+            username=settings.username,
+            password=settings.password,
+            will=(settings.will_topic, settings.will_payload),
+            keepalive=settings.keepalive,
+            timeout=settings.connect_timeout,
+            tls_context=tls,
+            tls_insecure=insecure,
+            logger=paho_log,
+            properties=connect_props,
+        )
+    driver = AiomqttDriver(
+        events,
+        hostname=settings.hostname,
+        port=settings.port,
+        username=settings.username,
+        password=settings.password,
+        identifier=settings.client_id,
+        protocol=aiomqtt.ProtocolVersion.V5,
+        will=aiomqtt.Will(settings.will_topic, settings.will_payload, qos=1, retain=True),
+        keepalive=settings.keepalive,
+        timeout=settings.connect_timeout,
+        tls_context=tls,
+        tls_insecure=insecure,
+        socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+        logger=paho_log,
+        # Our own bound on QoS 1 in flight is the only one: paho must never hold messages back.
+        max_inflight_messages=0,
+        properties=connect_props,
+    )
+    driver.paho.connect_timeout = settings.connect_timeout
+    return driver

@@ -1,0 +1,369 @@
+"""Every private aiomqtt/paho-mqtt access of the package, each behind an import-time check.
+
+`HOOKS` maps each private name this module touches to a check that it is still there and shaped as
+expected (attribute assigned in the library's source, method with the expected parameters, exception
+text). `missing_hooks()` lists those whose check failed. When any is missing, or when the environment
+variable ``CASCADE_MQTT_PUBLIC_API_ONLY=1`` (or the module switch `PUBLIC_API_ONLY`) says so, `Link`
+runs on paho's public external-event-loop API instead (`_paho_driver`): slower, never losing a message.
+`private_api_enabled()` decides, per connection, and logs once which hooks are missing.
+
+Tested with aiomqtt 2.5.0 and 2.5.1, paho-mqtt 2.1.0 and 2.2.0 (the oldest and newest the pins allow).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "HOOKS",
+    "PUBLIC_API_ONLY",
+    "AiomqttDriver",
+    "ConnackTimeout",
+    "ClosedBeforeConnack",
+    "LinkEvents",
+    "detach_socket",
+    "in_packet",
+    "install_publish_handler",
+    "missing_hooks",
+    "paho_handle_publish",
+    "private_api_enabled",
+    "queue_raw",
+    "send_pingreq",
+    "send_puback",
+    "wrap_socket",
+]
+
+import asyncio
+import functools
+import inspect
+import logging
+import os
+from collections.abc import Callable
+from typing import Any, Final, Protocol
+
+import aiomqtt
+import aiomqtt.client as _aiomqtt_client
+import paho.mqtt.client as paho
+from paho.mqtt.enums import MQTTErrorCode
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+_log = logging.getLogger("cascade.connectors.mqtt")
+
+PUBLIC_API_ONLY: bool = os.environ.get("CASCADE_MQTT_PUBLIC_API_ONLY", "").strip().lower() in {
+    "1",
+    "true",
+    "yes",
+}
+"""Force paho's public API for every new connection (tests set it; so may a user who distrusts a
+newer aiomqtt/paho). Read when each connection opens."""
+
+
+class ConnackTimeout(aiomqtt.MqttError):
+    """No CONNACK within the connect timeout."""
+
+
+class ClosedBeforeConnack(aiomqtt.MqttError):
+    """The broker closed the TCP connection before answering CONNECT."""
+
+
+# ---------------------------------------------------------------------------------- the checks
+
+
+@functools.cache
+def _source(obj: object) -> str:
+    try:
+        return inspect.getsource(obj)  # type: ignore[arg-type]
+    except (OSError, TypeError):  # no source shipped: cannot verify, so treat as missing
+        return ""
+
+
+def _assigns(obj: object, attribute: str) -> Callable[[], bool]:
+    return lambda: f"self.{attribute} =" in _source(obj) or f"self.{attribute}:" in _source(obj)
+
+
+def _method(cls: type, name: str, *params: str) -> Callable[[], bool]:
+    def check() -> bool:
+        method = getattr(cls, name, None)
+        if not callable(method):
+            return False
+        try:
+            names = list(inspect.signature(method).parameters)
+        except (TypeError, ValueError):
+            return False
+        return names[1 : 1 + len(params)] == list(params)
+
+    return check
+
+
+def _wires(callback: str) -> Callable[[], bool]:
+    return lambda: (
+        _method(aiomqtt.Client, f"_on_{callback}")()
+        and f"self._client.on_{callback} = self._on_{callback}" in _source(aiomqtt.Client)
+    )
+
+
+def _message_info() -> bool:
+    try:
+        info = paho.MQTTMessageInfo(0)
+    except Exception:
+        return False
+    return callable(getattr(info, "is_published", None)) and callable(
+        getattr(info, "_set_as_published", None)
+    )
+
+
+def _in_packet_shape() -> bool:
+    src = _source(paho.Client)
+    return (
+        "self._in_packet = {" in src
+        and '"packet"' in src.replace("'", '"')
+        and "_in_packet['command']" in src
+    )
+
+
+HOOKS: Final[dict[str, Callable[[], bool]]] = {
+    "aiomqtt Client._client (the paho client)": _assigns(aiomqtt.Client, "_client"),
+    "aiomqtt Client._connected": _assigns(aiomqtt.Client, "_connected"),
+    "aiomqtt Client._disconnected": _assigns(aiomqtt.Client, "_disconnected"),
+    "aiomqtt Client._misc_task": _assigns(aiomqtt.Client, "_misc_task"),
+    "aiomqtt Client._on_connect": _wires("connect"),
+    "aiomqtt Client._on_disconnect": _wires("disconnect"),
+    "aiomqtt Client._on_subscribe": _wires("subscribe"),
+    "aiomqtt Client._on_unsubscribe": _wires("unsubscribe"),
+    "aiomqtt Client._on_message": _wires("message"),
+    "aiomqtt Client._on_publish": _wires("publish"),
+    "aiomqtt CONNACK timeout text 'Operation timed out'": lambda: (
+        "Operation timed out" in _source(_aiomqtt_client)
+    ),
+    "paho Client._sock (read through .recv)": lambda: (
+        "return self._sock.recv(bufsize)" in _source(paho.Client)
+    ),
+    "paho Client._in_packet": _in_packet_shape,
+    "paho Client._handle_publish": _method(paho.Client, "_handle_publish"),
+    "paho Client._packet_queue": _method(
+        paho.Client, "_packet_queue", "command", "packet", "mid", "qos", "info"
+    ),
+    "paho Client._send_puback": _method(paho.Client, "_send_puback", "mid"),
+    "paho Client._send_pingreq": _method(paho.Client, "_send_pingreq"),
+    "paho MQTTMessageInfo(0) construction": _message_info,
+}
+
+
+def _run_checks() -> tuple[str, ...]:
+    missing = []
+    for name, check in HOOKS.items():
+        try:
+            ok = check()
+        except Exception:
+            ok = False
+        if not ok:
+            missing.append(name)
+    return tuple(missing)
+
+
+_MISSING: Final = _run_checks()
+_logged = False
+
+
+def missing_hooks() -> tuple[str, ...]:
+    """The hooks whose import-time check failed with the installed aiomqtt/paho (empty when all fine)."""
+    return _MISSING
+
+
+def private_api_enabled() -> bool:
+    """Whether a new connection may use the private hooks (the fast path). Logs once when not."""
+    global _logged
+    if _MISSING:
+        if not _logged:
+            _logged = True
+            _log.warning(
+                "aiomqtt %s / paho-mqtt %s lack private hooks this connector uses (%s): using paho's "
+                "public API instead (slower, nothing lost)",
+                getattr(aiomqtt, "__version__", "?"),
+                _paho_version(),
+                "; ".join(_MISSING),
+            )
+        return False
+    if PUBLIC_API_ONLY:
+        if not _logged:
+            _logged = True
+            _log.info("CASCADE_MQTT_PUBLIC_API_ONLY: using paho's public API only (slower, nothing lost)")
+        return False
+    return True
+
+
+def _paho_version() -> str:
+    import paho.mqtt
+
+    return str(getattr(paho.mqtt, "__version__", "?"))
+
+
+# ---------------------------------------------------------------------------------- the private driver
+
+
+class LinkEvents(Protocol):
+    """What a driver reports to its `Link` (on the event loop thread; none may raise)."""
+
+    def _on_connack(self, properties: Properties | None) -> None: ...
+
+    def _on_disconnect(
+        self, reason: ReasonCode, properties: Properties | None, from_server: bool
+    ) -> None: ...
+
+    def _resolve(self, mid: int, code: int) -> None: ...
+
+    def _message(self, message: paho.MQTTMessage) -> None: ...
+
+    def _published(self, mid: int, reason_code: ReasonCode) -> None: ...
+
+
+class AiomqttDriver(aiomqtt.Client):
+    """aiomqtt's client with paho's callbacks routed to a `Link` instead of aiomqtt's own queues."""
+
+    def __init__(self, events: LinkEvents, **kwargs: Any) -> None:
+        self._events = events
+        super().__init__(**kwargs)
+        self.paho: paho.Client = self._client
+
+    async def open(self) -> None:
+        """Connect and wait for the CONNACK. Raises aiomqtt errors (`ConnackTimeout` included)."""
+        try:
+            await self.__aenter__()
+        except aiomqtt.MqttError as exc:
+            if str(exc) == "Operation timed out" and not isinstance(exc, aiomqtt.MqttCodeError):
+                raise ConnackTimeout(str(exc)) from exc
+            raise
+
+    async def close(self) -> None:
+        """Send DISCONNECT and wait until paho reports it written."""
+        await self.__aexit__(None, None, None)
+
+    def lost_future(self) -> asyncio.Future[None]:
+        """Done when the connection ends (its exception, if any, is the cause)."""
+        return self._disconnected
+
+    def cut_callbacks(self) -> None:
+        """Stop paho calling into the loop (it may still be connecting in an executor thread)."""
+        for name in (
+            "on_socket_open",
+            "on_socket_close",
+            "on_socket_register_write",
+            "on_socket_unregister_write",
+        ):
+            setattr(self.paho, name, None)
+
+    def stop_tasks(self) -> None:
+        misc = self._misc_task
+        if misc is not None and not misc.done():
+            misc.cancel()
+
+    def _on_connect(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        flags: paho.ConnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None = None,
+    ) -> None:
+        self._events._on_connack(properties)
+        super()._on_connect(client, userdata, flags, reason_code, properties)
+
+    def _on_disconnect(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        flags: paho.DisconnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None = None,
+    ) -> None:
+        if not self._connected.done():
+            # aiomqtt would ignore this and wait for a CONNACK that can no longer come.
+            self._connected.set_exception(ClosedBeforeConnack(f"closed before CONNACK ({reason_code})"))
+            return
+        self._events._on_disconnect(reason_code, properties, bool(flags.is_disconnect_packet_from_server))
+        super()._on_disconnect(client, userdata, flags, reason_code, properties)
+
+    def _on_subscribe(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        properties: Properties | None = None,
+    ) -> None:
+        self._events._resolve(mid, reason_codes[0].value if reason_codes else 0x80)
+
+    def _on_unsubscribe(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        properties: Properties | None = None,
+    ) -> None:
+        self._events._resolve(mid, reason_codes[0].value if reason_codes else 0)
+
+    def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        self._events._message(message)
+
+    def _on_publish(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        mid: int,
+        reason_code: ReasonCode,
+        properties: Properties,
+    ) -> None:
+        self._events._published(mid, reason_code)
+
+
+# ---------------------------------------------------------------------------------- paho internals
+
+
+def install_publish_handler(client: paho.Client, handler: Callable[[], MQTTErrorCode]) -> None:
+    """Make paho hand every inbound PUBLISH to `handler` (paho looks it up on the instance)."""
+    client._handle_publish = handler  # type: ignore[method-assign]
+
+
+def paho_handle_publish(client: paho.Client) -> MQTTErrorCode:
+    """Paho's own PUBLISH handler (decodes into an ``MQTTMessage``, calls on_message, acknowledges)."""
+    return paho.Client._handle_publish(client)
+
+
+def in_packet(client: paho.Client) -> tuple[int, bytes | bytearray]:
+    """The packet paho has just read: (first header byte, variable header and payload)."""
+    packet = client._in_packet
+    return packet["command"], packet["packet"]
+
+
+def send_puback(client: paho.Client, mid: int) -> MQTTErrorCode:
+    return client._send_puback(mid)
+
+
+def send_pingreq(client: paho.Client) -> None:
+    """Queue a PINGREQ (paho then expects the PINGRESP within keepalive, and closes otherwise)."""
+    client._send_pingreq()
+
+
+def queue_raw(client: paho.Client, data: bytes) -> paho.MQTTMessageInfo:
+    """Queue ready-made PUBLISH packets as one paho packet (one socket write). paho reports its write
+    through on_publish with message id 0, which it never assigns itself.
+    """
+    info = paho.MQTTMessageInfo(0)
+    client._packet_queue(paho.PUBLISH, data, 0, 0, info)
+    return info
+
+
+def wrap_socket(client: paho.Client, wrap: Callable[[Any], Any], is_wrapped: Callable[[Any], bool]) -> None:
+    """Replace paho's socket by `wrap(socket)` (paho reads it only through ``recv``)."""
+    sock = client._sock
+    if sock is not None and not is_wrapped(sock):
+        client._sock = wrap(sock)
+
+
+def detach_socket(client: paho.Client) -> Any:
+    """Take the socket away from paho (so its __del__ does not close it again after the loop is
+    closed) and return it (None when there is none).
+    """
+    sock = client.socket()
+    client._sock = None
+    return sock
