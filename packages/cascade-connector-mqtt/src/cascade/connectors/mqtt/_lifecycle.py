@@ -18,11 +18,11 @@ from collections.abc import Sequence
 from cascade.connectors.protocol import ConnectorError, ConnectorStats, PayloadError, decode_payload
 from cascade.connectors.protocol.core import Backoff, ConnectorState, Outgoing, Presence, StateMachine
 
-from ._client import SUBSCRIBE_LOST, Link, LinkSettings, reason_text
+from ._client import SUBSCRIBE_LOST, Link, reason_text
+from ._dialer import Dialer
 from ._outbound import Ack, AckKind, Outbound
 from ._session import Ending, Phase, Session
-from ._settings import MqttSettings
-from ._subscriptions import SYNC_SID, Registry
+from ._settings import SYNC_NAMESPACE, MqttSettings
 
 _log = logging.getLogger("cascade.connectors.mqtt")
 
@@ -37,24 +37,10 @@ class Lifecycle:
     _lock: asyncio.Lock | None
     _session: Session | None
     _out: Outbound
+    _dialer: Dialer
 
     def _new_session(self) -> Session:
         return Session(self._settings, self._stats, _log, reason_text)
-
-    def _link_settings(self) -> LinkSettings:
-        s = self._settings
-        return LinkSettings(
-            hostname=s.hostname,
-            port=s.port,
-            client_id=s.client_id,
-            username=s.username,
-            password=s.password,
-            tls=s.tls,
-            keepalive=s.keepalive,
-            connect_timeout=s.connect_timeout,
-            will_topic=s.status_topic,
-            will_payload=self._presence.offline(),
-        )
 
     def _get_lock(self) -> asyncio.Lock:
         if self._lock is None:
@@ -74,7 +60,7 @@ class Lifecycle:
             self._machine.to(ConnectorState.CONNECTING)
             session = self._new_session()
             try:
-                link = await Link.open(self._link_settings(), self)
+                link = await self._dialer.open(self, self._presence.offline())
             except BaseException:
                 self._machine.to(ConnectorState.IDLE)
                 raise
@@ -86,7 +72,8 @@ class Lifecycle:
                 self._supervise(session, link), name=f"cascade-mqtt-{self._settings.client_id}"
             )
             s = self._settings
-            _log.info("connected to %s:%s as %s", s.hostname, s.port, s.client_id)
+            host, port = self._dialer.address
+            _log.info("connected to %s:%s as %s (MQTT %s)", host, port, s.client_id, link.protocol.value)
             try:
                 async with asyncio.timeout(s.connect_timeout):
                     await presence
@@ -127,7 +114,7 @@ class Lifecycle:
                 await self._stop_supervisor(session)
                 self._finish(session)
                 self._machine.to(ConnectorState.IDLE)
-            _log.info("disconnected from %s:%s", self._settings.hostname, self._settings.port)
+            _log.info("disconnected from %s:%s", *self._dialer.address)
 
     async def _drain(self, out: Outbound, deadline: float) -> None:
         """Wait until everything queued has been written / acknowledged, or until `deadline`."""
@@ -200,7 +187,6 @@ class Lifecycle:
 
     async def _supervise(self, session: Session, link: Link) -> None:
         backoff = Backoff(self._settings.reconnect_min_delay, self._settings.reconnect_max_delay)
-        s = self._settings
         try:
             while True:
                 await self._pump(session, link, None)
@@ -211,14 +197,15 @@ class Lifecycle:
                     return
                 if self._machine.state is ConnectorState.CONNECTED:
                     self._machine.to(ConnectorState.RECONNECTING)
-                _log.warning("lost the connection to %s:%s; reconnecting", s.hostname, s.port)
+                host, port = self._dialer.address
+                _log.warning("lost the connection to %s:%s; reconnecting", host, port)
                 session.phase = Phase.RECONNECTING
                 try:
                     while True:
                         if await self._pause(session, backoff.next_delay()):
                             return
                         try:
-                            link = await Link.open(self._link_settings(), self)
+                            link = await self._dialer.open(self, self._presence.offline())
                             break
                         except ConnectorError as exc:
                             attempt = backoff.attempts
@@ -231,7 +218,8 @@ class Lifecycle:
                     return
                 backoff.reset()
                 self._stats.reconnects += 1
-                _log.info("reconnected to %s:%s", s.hostname, s.port)
+                host, port = self._dialer.address
+                _log.info("reconnected to %s:%s", host, port)
                 if self._machine.state is ConnectorState.RECONNECTING:
                     self._machine.to(ConnectorState.CONNECTED)
                 self._adopt(session, link)
@@ -285,6 +273,8 @@ class Lifecycle:
         if topic == registry.sync_topic:
             registry.marker(payload)
             return
+        if topic.startswith(SYNC_NAMESPACE):
+            return  # another connector's sync markers (reserved namespace): never for subscriptions
         targets = registry.targets(topic, retain, sids)
         if not targets:
             return
@@ -304,24 +294,24 @@ class Lifecycle:
         out.attach(link, link.receive_maximum)
         registry = session.registry
         registry.new_connection()
-        sync = link.subscribe(registry.sync_topic, 1, SYNC_SID)
-        sync.add_done_callback(functools.partial(_sync_subscribed, registry))
+        session.subscribe_sync(link)
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         online = self._presence.online()
         out.control.append(Outgoing(self._settings.status_topic, online, True, Ack(future, AckKind.PRESENCE)))
         if registry.by_filter:
-            for bsub in list(registry.by_filter.values()):
-                fut = link.subscribe(bsub.filter, 1, bsub.sid)
-                fut.add_done_callback(functools.partial(_resubscribed, bsub.filter))
+            if link.subscription_ids:
+                resubscribe: list[tuple[str, int | None]] = [
+                    (bsub.filter, bsub.sid) for bsub in registry.by_filter.values()
+                ]
+            else:  # no subscription ids: the covering set of the local filters (docs/brokers.md)
+                registry.covering.clear()
+                resubscribe = [(topic_filter, None) for topic_filter in registry.reconcile()[0]]
+            for topic_filter, sid in resubscribe:
+                fut = link.subscribe(topic_filter, 1, sid)
+                fut.add_done_callback(functools.partial(_resubscribed, topic_filter))
             registry.resubscribed()
         out.schedule()
         return future
-
-
-def _sync_subscribed(registry: Registry, fut: asyncio.Future[int]) -> None:
-    code = fut.result()
-    if code != SUBSCRIBE_LOST and code >= 0x80:
-        registry.unavailable(f"subscribing to {registry.sync_topic!r} was refused: {reason_text(code)}")
 
 
 def _resubscribed(topic_filter: str, fut: asyncio.Future[int]) -> None:
