@@ -92,7 +92,7 @@ class Dialer:
             return link
         detail = "; ".join(f"MQTT {version.value}: {exc.detail}" for version, exc in refused)
         raise ConnectionFailedError(
-            refused[-1][1].reason, f"{host}:{port} speaks neither MQTT 5 nor MQTT 3.1.1 ({detail})"
+            refused[-1][1].reason, f"{host}:{port} speaks neither MQTT 5 nor MQTT 3.1.1: {detail}"
         )
 
     def _chose(
