@@ -37,6 +37,14 @@ _IN_MEMORY = (
     "the retained state the test expects back (a property of the setup; configure persistence in production)"
 )
 
+_AMQTT_REPLAY = Deviation(
+    "amqtt 0.12's retained replay is wrong: a plain paho client subscribing to one exact topic also got "
+    "the retained message of the topic another client had just subscribed to (4 of 5 trials, "
+    "not yet a truth-table row), and through the connector a presence message arrived twice; the "
+    "connector drops copies that match none of its filters, not repeats on the same topic",
+    race=True,
+)
+
 MOSQUITTO_311_DEVIATIONS: Mapping[str, str | Deviation] = {}
 
 RABBITMQ_DEVIATIONS: Mapping[str, str | Deviation] = {
@@ -68,9 +76,6 @@ AMQTT_DEVIATIONS: Mapping[str, str | Deviation] = {
     "test_leading_wildcards_do_not_match_dollar_topics": _DOLLAR_DROPPED,
     "test_reconnect_resubscribes_and_redelivers_retained_state": _IN_MEMORY,
     "test_subscribe_during_an_outage_registers_and_returns": _IN_MEMORY,
-    "test_abrupt_loss_publishes_the_last_will_then_online_again": Deviation(
-        "amqtt 0.12 delivered the worker's retained online presence twice to an observer subscribed "
-        "before it (seen once through the connector; not yet checked with a plain client)",
-        race=True,
-    ),
+    "test_abrupt_loss_publishes_the_last_will_then_online_again": _AMQTT_REPLAY,
+    "test_graceful_disconnect_publishes_retained_offline_presence": _AMQTT_REPLAY,
 }
