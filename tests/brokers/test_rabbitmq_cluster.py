@@ -1,7 +1,9 @@
 """A two-node RabbitMQ cluster on this machine: messages cross nodes, and survive losing node A.
 
-Plain paho-mqtt clients for now (the connector's own failover test comes with multi-address support:
-``harness_for(cluster.nodes[0], ...)`` with the connector given ``cluster.url``).
+Plain paho-mqtt clients for now. The connector's own failover test comes with multi-address support
+and is this test with connectors: ``MqttConnector.from_url(cluster.url, ...)`` (``cluster.url`` is
+already ``mqtt://127.0.0.1:PA,127.0.0.1:PB``) for the publisher, a subscriber connector on node B's
+``url``, and ``cluster.nodes[0].stop()`` in between.
 """
 
 from __future__ import annotations
@@ -54,5 +56,5 @@ def test_a_publisher_fails_over_from_node_a_to_node_b(cluster: RabbitMQCluster) 
             "after-2",
         ]
     assert cluster.running_nodes(via=node_b) == [node_b.node]
-    # Node A stays down: with RabbitMQ 3.10.8 a stopped node that restarts into the two-node cluster did
-    # not serve MQTT again within a minute here (docs/brokers.md), so the fixture just closes the cluster.
+    # Node A stays down: with RabbitMQ 3.10.8 a stopped node that restarts into the two-node cluster serves
+    # MQTT again only after about 105 s here (docs/brokers.md), so the fixture just closes the cluster.

@@ -18,7 +18,7 @@ from tests.brokers.servers._base import RunningBroker
 __all__ = ["ABSENCE_WAIT", "FACTS", "measure_broker", "measure_protocol"]
 
 # How long a probe waits for something that may legitimately never come (after a barrier), in seconds.
-ABSENCE_WAIT = 1.5
+ABSENCE_WAIT = 2.0
 RETAINED_FOR_ORDER = 50
 ORDER_TRIALS = 3
 # A message that should have expired after 1 s must be gone this many seconds later.

@@ -29,6 +29,7 @@ __all__ = [
     "BrokerServer",
     "BrokerStartError",
     "RunningBroker",
+    "accepts_tcp",
     "find_program",
     "free_port",
     "mqtt_connack",
@@ -116,7 +117,8 @@ def mqtt_connack(
     return reply[3]
 
 
-def _accepts(host: str, port: int) -> bool:
+def accepts_tcp(host: str, port: int) -> bool:
+    """Whether something accepts a TCP connection on `host`:`port` (tries for up to 0.5 s)."""
     try:
         with socket.create_connection((host, port), timeout=0.5):
             return True
@@ -229,7 +231,7 @@ class BrokerServer:
                 code = None if process is None else process.returncode
                 raise BrokerStartError(f"{self.name} exited (code {code}): {self.log_tail()}")
             if mqtt_connack(self.host, self.port, timeout=0.5, credentials=self.credentials) == 0 and all(
-                _accepts(self.host, port) for port in self._ready_ports()
+                accepts_tcp(self.host, port) for port in self._ready_ports()
             ):
                 return
             if time.monotonic() > deadline:

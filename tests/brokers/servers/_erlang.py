@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import secrets
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 
-from ._base import BrokerStartError, find_program, free_port
+from ._base import BrokerStartError, accepts_tcp, find_program, free_port
 
 __all__ = ["ErlangRuntime"]
 
@@ -52,7 +51,7 @@ class ErlangRuntime:
             start_new_session=True,
         )
         deadline = time.monotonic() + timeout
-        while not _accepts(self.epmd_port):
+        while not accepts_tcp("127.0.0.1", self.epmd_port):
             if self._epmd.poll() is not None or time.monotonic() > deadline:
                 raise BrokerStartError(f"epmd did not start on port {self.epmd_port}")
             time.sleep(0.02)  # polling interval
@@ -68,12 +67,3 @@ class ErlangRuntime:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-def _accepts(port: int) -> bool:
-
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
