@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from cascade.connectors.mqtt import MqttConnector, _wire
+from cascade.connectors.mqtt import MqttConnector, _hooks, _wire
 from cascade.connectors.mqtt._client import DEFAULT_MAX_INBOUND_PACKET_SIZE, Link
 from cascade.connectors.mqtt.mosquitto import MosquittoServer
 from cascade.connectors.protocol.topics import topic_matches
@@ -39,8 +39,8 @@ def _publish(topic: bytes, payload: bytes, *, header: int = 0x30, sids: tuple[in
 
 
 class HostileBroker:
-    """Listens on a free loopback port. Session n (from 0) runs `attacks[n]` once the client has sent
-    its first SUBSCRIBE (the connector is up); sessions without an attack are well-behaved.
+    """Listens on a free loopback port. Session n (from 0) runs `attacks[n]` once the client's first
+    PUBLISH (its presence) is acknowledged; sessions without an attack are well-behaved.
     """
 
     def __init__(self, attacks: dict[int, Attack]) -> None:
@@ -90,15 +90,16 @@ class HostileBroker:
                 elif kind == 0x80:  # SUBSCRIBE -> SUBACK, granted QoS 1
                     self._subscribe(body, writer)
                     writer.write(b"\x90\x04" + body[:2] + b"\x00\x01")
-                    if attack is not None:
-                        task = asyncio.ensure_future(attack(writer))
-                        self._tasks.add(task)
-                        task.add_done_callback(self._tasks.discard)
-                        attack = None
                 elif kind == 0xA0:  # UNSUBSCRIBE -> UNSUBACK
                     writer.write(b"\xb0\x04" + body[:2] + b"\x00\x00")
                 elif kind == 0x30:
                     self._route(header, body, writer)
+                    if attack is not None:  # the connector is up: its presence was acknowledged
+                        await writer.drain()
+                        task = asyncio.ensure_future(attack(writer))
+                        self._tasks.add(task)
+                        task.add_done_callback(self._tasks.discard)
+                        attack = None
                 elif kind == 0xC0:  # PINGREQ -> PINGRESP
                     writer.write(b"\xd0\x00")
                 elif kind == 0xE0:
@@ -332,13 +333,17 @@ async def test_a_server_disconnect_is_reported_by_reason_name(
         await _survives_and_delivers(broker, connector)
 
 
+@pytest.mark.parametrize("public_api_only", [False, True], ids=["private", "public"])
 @pytest.mark.asyncio
 async def test_mosquitto_limits_are_exchanged_both_ways(
     mosquitto_factory: Callable[..., MosquittoServer],
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    public_api_only: bool,
 ) -> None:
     """The broker's Maximum Packet Size is read from CONNACK; ours (1 MiB by default) is announced, so
-    Mosquitto never sends this connector a bigger message: it costs no memory here."""
+    Mosquitto never sends this connector a bigger message: it costs no memory here (on both paths)."""
+    monkeypatch.setattr(_hooks, "PUBLIC_API_ONLY", public_api_only)
     server = mosquitto_factory(extra_config="max_packet_size 3000000\n")
     got: list[dict[str, Any]] = []
 
@@ -348,6 +353,7 @@ async def test_mosquitto_limits_are_exchanged_both_ways(
     async with MqttConnector(server.host, server.port, **FAST) as connector:
         link = connector._link
         assert link is not None
+        assert link.private_api is not public_api_only
         assert link.max_packet_size == 3_000_000
         assert link.fits("big/x", b"y" * (3_000_000 - 13), 0)
         assert not link.fits("big/x", b"y" * (3_000_000 - 12), 0)

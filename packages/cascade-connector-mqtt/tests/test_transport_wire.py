@@ -129,3 +129,21 @@ def test_the_framer_keeps_the_reason_code_of_a_disconnect(chunks: list[bytes]) -
     for chunk in chunks:
         framer.feed(chunk)
     assert framer.disconnect_code == 0x8B
+
+
+@pytest.mark.parametrize(
+    ("chunks", "error_at"),
+    [
+        ([b"\x40\x02\x00\x01\x30\xff\xff\xff\x7f"], 4),  # a PUBACK, then a giant PUBLISH header
+        ([b"\x40\x02\x00\x01\x00\x00"], 4),  # slow path: fewer than 5 bytes left
+        ([b"\x40\x02", b"\x00\x01\x10\x00"], 2),
+    ],
+)
+def test_the_framer_says_where_the_offending_packet_starts(chunks: list[bytes], error_at: int) -> None:
+    framer = _wire.Framer(1 << 20)
+    *sound, last = chunks
+    for chunk in sound:
+        framer.feed(chunk)
+    with pytest.raises((_wire.MalformedPacket, _wire.PacketTooLarge)):
+        framer.feed(last)
+    assert framer.error_at == error_at

@@ -131,6 +131,7 @@ HOOKS: Final[dict[str, Callable[[], bool]]] = {
     "aiomqtt Client._on_unsubscribe": _wires("unsubscribe"),
     "aiomqtt Client._on_message": _wires("message"),
     "aiomqtt Client._on_publish": _wires("publish"),
+    "aiomqtt Client._on_socket_register_write": _wires("socket_register_write"),
     "aiomqtt CONNACK timeout text 'Operation timed out'": lambda: (
         "Operation timed out" in _source(_aiomqtt_client)
     ),
@@ -221,6 +222,7 @@ class AiomqttDriver(aiomqtt.Client):
 
     def __init__(self, events: LinkEvents, **kwargs: Any) -> None:
         self._events = events
+        self._events_loop = asyncio.get_running_loop()
         super().__init__(**kwargs)
         self.paho: paho.Client = self._client
 
@@ -281,6 +283,25 @@ class AiomqttDriver(aiomqtt.Client):
             return
         self._events._on_disconnect(reason_code, properties, bool(flags.is_disconnect_packet_from_server))
         super()._on_disconnect(client, userdata, flags, reason_code, properties)
+
+    def _on_socket_register_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        # aiomqtt defers add_writer with call_soon_threadsafe (paho may call from its connect thread)
+        # and does not check, when it runs, that the socket is still open: a loss in between made
+        # asyncio log "Exception in callback ... Bad file descriptor" at ERROR.
+        def write() -> None:
+            try:
+                client.loop_write()
+            except Exception as exc:  # the connection broke, as in aiomqtt's own callback
+                if not self._disconnected.done():
+                    self._disconnected.set_exception(exc)
+
+        def register() -> None:
+            live = client.socket()
+            if live is not None and live is sock and live.fileno() >= 0:
+                loop.add_writer(live.fileno(), write)
+
+        loop = self._events_loop
+        loop.call_soon_threadsafe(register)
 
     def _on_subscribe(
         self,

@@ -136,9 +136,11 @@ class PahoDriver:
         client.on_socket_unregister_write = None
 
     def stop_tasks(self) -> None:
+        """Stop watching the socket and calling paho (the connection is over)."""
         if self._fd >= 0:
             self._loop.remove_reader(self._fd)
             self._loop.remove_writer(self._fd)
+            self._fd = -1
         misc = self._misc
         if misc is not None and not misc.done():
             misc.cancel()
@@ -164,8 +166,12 @@ class PahoDriver:
             self._set_lost(exc)
 
     def _on_register_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
-        if self._fd >= 0:
-            self._loop.call_soon_threadsafe(self._loop.add_writer, self._fd, self._write)
+        self._loop.call_soon_threadsafe(self._register_write, sock)
+
+    def _register_write(self, sock: Any) -> None:
+        # Deferred (paho may call from another thread): the socket may have closed meanwhile.
+        if self._fd >= 0 and self.paho.socket() is sock:
+            self._loop.add_writer(self._fd, self._write)
 
     def _on_unregister_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
         if self._fd >= 0:

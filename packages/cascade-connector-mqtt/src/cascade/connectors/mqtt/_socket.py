@@ -79,11 +79,14 @@ class BufferedSocket:
             self._framer.feed(data)
         except _wire.PacketTooLarge as exc:
             self._link.refuse(_wire.DISCONNECT_PACKET_TOO_LARGE, f"packet too large: {exc}")
-            return self._end()
         except _wire.MalformedPacket as exc:
             self._link.refuse(_wire.DISCONNECT_MALFORMED, f"malformed packet from the broker ({exc})")
-            return self._end()
-        return data
+        else:
+            return data
+        # The sound packets before the offending one are still handed over (a PUBACK, say); then the end.
+        sound = data[: self._framer.error_at]
+        self._end()
+        return sound
 
     def _end(self) -> bytes:
         self._dead = True

@@ -241,6 +241,7 @@ class Framer:
         "_remaining",
         "_state",
         "disconnect_code",
+        "error_at",
         "last_packet",
         "max_packet_size",
     )
@@ -249,6 +250,7 @@ class Framer:
         self.max_packet_size = max_packet_size
         self.last_packet = time.monotonic()
         self.disconnect_code: int | None = None
+        self.error_at = 0
         self._state = 0  # 0: expecting a fixed header byte; 1: in the remaining length; 2: in the body
         self._header = 0
         self._length = 0
@@ -257,11 +259,13 @@ class Framer:
 
     def feed(self, data: bytes) -> None:
         """Account for `data`, the next bytes of the stream. Raises `PacketTooLarge` or
-        `MalformedPacket`; after that the stream cannot be followed any more.
+        `MalformedPacket`; after that the stream cannot be followed any more, and `error_at` is where
+        the offending packet starts in `data` (0 if in an earlier chunk): what precedes it is sound.
         """
         size = len(data)
         pos = 0
         completed = False
+        self.error_at = 0
         if self._state:  # finish the packet that began in an earlier chunk
             pos, completed = self._slow(data, 0, size, to_boundary=True)
         # Fast path: whole fixed headers in this chunk (the usual case), one loop turn per packet.
@@ -269,6 +273,7 @@ class Framer:
         fixed = _FIXED_FLAGS
         while pos + 5 <= size:
             header = data[pos]
+            self.error_at = pos
             if header & 0xF0 != 0x30 and fixed.get(header >> 4) != header:
                 raise MalformedPacket(_bad_header(header))
             byte = data[pos + 1]
@@ -315,6 +320,7 @@ class Framer:
             elif state == 0:
                 if to_boundary:
                     break
+                self.error_at = pos
                 header = self._header = data[pos]
                 pos += 1
                 kind = header >> 4
