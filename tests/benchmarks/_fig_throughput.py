@@ -79,12 +79,17 @@ async def figure_throughput(bench: Bench) -> list[Row]:
     rows: list[Row] = []
     for qos in (0, 1):
         factory = mqtt_factory(server)
+        factory311 = mqtt_factory(server, protocol="3.1.1")
 
         def make_connector(factory: ConnectorFactory = factory) -> Publisher:
             return ConnectorPublisher("MqttConnector", factory, sizes.qos1_window)
 
+        def make_connector311(factory: ConnectorFactory = factory311) -> Publisher:
+            return ConnectorPublisher("MqttConnector (MQTT 3.1.1)", factory, sizes.qos1_window)
+
         makers: list[tuple[str, Callable[[], Publisher]]] = [
             ("MqttConnector", make_connector),
+            ("MqttConnector (MQTT 3.1.1)", make_connector311),
             ("paho-mqtt", lambda: PahoPublisher(server, sizes.qos1_window)),
             ("raw aiomqtt loop", lambda: AiomqttLoopPublisher(server)),
             ("one task per publish", lambda: NaiveTaskPublisher(server, sizes.naive_deadline)),
@@ -113,7 +118,7 @@ async def figure_throughput(bench: Bench) -> list[Row]:
                 note=f"{sizes.messages} messages{window}",
             )
         )
-        for name in ("raw aiomqtt loop", "one task per publish", "C clients"):
+        for name in ("MqttConnector (MQTT 3.1.1)", "raw aiomqtt loop", "one task per publish", "C clients"):
             note = "context"
             if name == "one task per publish" and sizes.naive_messages < sizes.messages:
                 note = f"context; {sizes.naive_messages} messages (its cost grows with the number pending)"

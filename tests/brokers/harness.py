@@ -85,6 +85,8 @@ class BrokerHarness:
             self._options.setdefault("username", server.credentials[0])
             self._options.setdefault("password", server.credentials[1])
         self._made: list[tuple[MqttConnector, FaultProxy]] = []
+        self.capabilities: frozenset[str] = frozenset({"inject_raw", "drop", "stop_backend"})
+        """Every capability of the contract (string values of ``cascade.connectors.testing.Capability``)."""
 
     async def new_connector(self, **options: Any) -> MqttConnector:
         """A connector (not connected) whose connection goes through a proxy of its own."""

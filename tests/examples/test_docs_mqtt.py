@@ -89,3 +89,21 @@ async def test_the_tls_snippet(
     # --8<-- [end:tls]
     async with connector:
         await connector.publish("secure/hello", {"over": "TLS"}, qos=1)
+
+
+@pytest.mark.asyncio
+async def test_the_failover_snippet(mosquitto_factory: Callable[..., MosquittoServer]) -> None:
+    # --8<-- [start:failover]
+    from cascade.connectors.mqtt import MqttConnector
+
+    async def watch_cluster(url: str) -> str | None:
+        """`url` names every node: mqtt://user:pw@node-a:1883,node-b:1883"""
+        async with MqttConnector.from_url(url) as connector:
+            print("connected to", connector.broker_address, "with MQTT", connector.protocol_version)
+            return connector.protocol_version
+
+    # --8<-- [end:failover]
+    first, second = mosquitto_factory(), mosquitto_factory()
+    second_port = second.port
+    second.stop()  # the second node is down: the first one serves
+    assert await watch_cluster(f"mqtt://{first.host}:{first.port},{second.host}:{second_port}") == "5"

@@ -55,8 +55,8 @@ class FakeWire:
 
 def make(max_buffered: int = 100, receive_maximum: int = 20) -> tuple[Outbound, FakeWire, ConnectorStats]:
     stats = ConnectorStats()
-    refused: list[int] = []
-    out = Outbound(OutboundBuffer(max_buffered, stats, LOG), SYNC, LOG, refused.append, lambda c: f"code {c}")
+    buffer: OutboundBuffer[Ack] = OutboundBuffer(max_buffered, stats, LOG)
+    out = Outbound(buffer, SYNC, LOG, lambda c, t: None, lambda c: f"code {c}")
     wire = FakeWire()
     out.attach(wire, receive_maximum)
     return out, wire, stats
@@ -203,11 +203,11 @@ async def test_idle_waiter_resolves_once_everything_is_confirmed() -> None:
 @pytest.mark.asyncio
 async def test_a_refused_marker_is_reported() -> None:
     stats = ConnectorStats()
-    refused: list[int] = []
-    out = Outbound(OutboundBuffer(10, stats, LOG), SYNC, LOG, refused.append, str)
+    refused: list[tuple[int, str]] = []
+    out = Outbound(OutboundBuffer(10, stats, LOG), SYNC, LOG, lambda c, t: refused.append((c, t)), str)
     wire = FakeWire()
     out.attach(wire, 20)
     out.send_control(Outgoing(SYNC, b"1", False, Ack(None, AckKind.MARKER, 1)))
     out.flush()
     out.published(mid_of(wire, SYNC), 0x87)
-    assert refused == [0x87]
+    assert refused == [(0x87, SYNC)]

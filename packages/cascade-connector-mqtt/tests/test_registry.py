@@ -21,7 +21,7 @@ async def noop(topic: str, payload: dict[str, Any]) -> None:
 
 
 def make() -> tuple[Registry, Outbound]:
-    out = Outbound(OutboundBuffer(10, ConnectorStats(), LOG), SYNC, LOG, lambda code: None, str)
+    out = Outbound(OutboundBuffer(10, ConnectorStats(), LOG), SYNC, LOG, lambda code, topic: None, str)
     return Registry(SYNC, out, LOG), out
 
 

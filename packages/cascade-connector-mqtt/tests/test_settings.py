@@ -83,3 +83,28 @@ def test_the_hardening_settings_are_checked_and_read_from_urls() -> None:
     for bad in ({"max_inbound": 0}, {"max_inbound_packet_size": 10}, {"presence_expiry": 0}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             Connector(**bad)  # type: ignore[arg-type]
+
+
+def test_protocol_addresses_and_sync_topic_settings() -> None:
+    settings = MqttSettings(addresses=[("a", 1), ("b", 2)], protocol="3.1.1")
+    assert (settings.hostname, settings.port, settings.addresses) == ("a", 1, (("a", 1), ("b", 2)))
+    assert settings.protocol == "3.1.1"
+    assert "addresses=[a:1, b:2]" in repr(settings)
+    assert MqttSettings().protocol == "auto"
+    assert MqttSettings("h", 2).addresses == (("h", 2),)
+    auto = MqttSettings(client_id="c1")
+    assert (auto.sync_topic, auto.sync_fallback) == ("$cascade/sync/c1", "cascade/_sync/c1")
+    assert auto.replace(client_id="c2").sync_topic == "$cascade/sync/c2"
+    explicit = MqttSettings(sync_topic="private/sync")
+    assert (explicit.sync_topic, explicit.sync_fallback) == ("private/sync", None)
+    assert explicit.replace(keepalive=5).sync_topic == "private/sync"
+    with pytest.raises(ValueError, match="protocol must be one of"):
+        MqttSettings(protocol="4")
+    with pytest.raises(ValueError, match="not both"):
+        MqttSettings("x", addresses=[("a", 1)])
+    with pytest.raises(ValueError, match="addresses must be a non-empty list"):
+        MqttSettings(addresses=[])
+    with pytest.raises(ValueError, match="port"):
+        MqttSettings(addresses=[("a", 0)])
+    with pytest.raises(ValueError, match="sync_topic"):
+        MqttSettings(sync_topic="a/#")

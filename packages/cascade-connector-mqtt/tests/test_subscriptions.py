@@ -151,10 +151,12 @@ async def test_without_the_sync_topic_subscribe_degrades_with_a_warning(
     make: Callable[..., MqttConnector],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """If an ACL forbids the private sync topic, retained state still arrives, just not before return."""
+    """If an ACL forbids an explicitly set sync topic (so there is no fallback), retained state still
+    arrives, just not before return.
+    """
     server = mosquitto_factory(extra_config=dynsec([{"acltype": "subscribePattern", "topic": "$cascade/#"}]))
     caplog.set_level(logging.WARNING, logger="cascade.connectors.mqtt")
-    publisher, subscriber = make(server), make(server)
+    publisher, subscriber = make(server), make(server, sync_topic="$cascade/mine")
     await publisher.connect()
     await publisher.publish("kept/x", {"v": 1}, qos=1, retain=True)
     await subscriber.connect()
@@ -163,7 +165,38 @@ async def test_without_the_sync_topic_subscribe_degrades_with_a_warning(
     await seen.wait_for(1)
     assert seen.payloads == [{"v": 1}]
     assert "can no longer wait for retained messages" in caplog.text
-    assert subscriber.settings.sync_topic in caplog.text
+    assert "'$cascade/mine'" in caplog.text
+
+
+@pytest.mark.asyncio
+async def test_a_refused_dollar_sync_topic_falls_back_to_the_connectors_namespace(
+    mosquitto_factory: Callable[..., MosquittoServer],
+    dynsec: Callable[[Sequence[Mapping[str, Any]]], str],
+    make: Callable[..., MqttConnector],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A broker refusing `$` topics (an ACL here; ejabberd always): the markers move to
+    ``cascade/_sync/{client}`` with one warning, and subscribe() still returns after the retained state.
+    """
+    server = mosquitto_factory(extra_config=dynsec([{"acltype": "subscribePattern", "topic": "$cascade/#"}]))
+    caplog.set_level(logging.WARNING, logger="cascade.connectors.mqtt")
+    publisher, subscriber = make(server), make(server)
+    await publisher.connect()
+    for n in range(20):
+        await publisher.publish(f"kept/{n}", {"v": n}, qos=1, retain=True)
+    await subscriber.connect()
+    seen = Recorder()
+    await subscriber.subscribe("kept/#", seen)
+    assert sorted(p["v"] for p in seen.payloads) == list(range(20))  # before subscribe() returned
+    fallback = subscriber.settings.sync_fallback
+    assert fallback == f"cascade/_sync/{subscriber.client_id}"
+    assert caplog.text.count(f"sync markers go to {fallback!r}") == 1
+    assert "can no longer wait" not in caplog.text
+    everything = Recorder()
+    await subscriber.subscribe("#", everything)  # sync markers (ours, others') are never delivered
+    await publisher.publish("kept/last", {"v": 99}, qos=1)
+    await eventually(lambda: {"v": 99} in everything.payloads)
+    assert not [t for t in everything.topics if t.startswith("cascade/_sync/")]
 
 
 @pytest.mark.asyncio

@@ -369,3 +369,18 @@ async def test_a_percent_encoded_password_logs_in_to_mosquitto_and_a_wrong_one_s
     texts = chain_texts(caught.value) + [record.getMessage() for record in caplog.records]
     for secret in (password, wrong, quote(password, safe=""), quote(wrong, safe="")):
         assert_never_shown(secret, texts)
+
+
+def test_a_host_list_and_the_protocol_option() -> None:
+    connector = MqttConnector.from_url("mqtt://u:p%40ss@h1:1884,h2,[::1]:1886?protocol=3.1.1&sync_topic=s/t")
+    settings = connector.settings
+    assert settings.addresses == (("h1", 1884), ("h2", 1883), ("::1", 1886))
+    assert (settings.username, settings.password) == ("u", "p@ss")
+    assert (settings.protocol, settings.sync_topic) == ("3.1.1", "s/t")
+    for bad, problem in [
+        ("mqtt://h1,,h2", "an empty entry in the host list"),
+        ("mqtt://h1,h2:x", "port"),
+        ("mqtt://h1?protocol=4", "protocol must be one of"),
+    ]:
+        with pytest.raises(InvalidUrlError, match=problem):
+            MqttConnector.from_url(bad)

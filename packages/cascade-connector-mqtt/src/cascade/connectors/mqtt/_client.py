@@ -1,4 +1,4 @@
-"""The transport: a `Link` is ONE MQTT 5 connection, reporting to its owner (the connector).
+"""The transport: a `Link` is ONE MQTT 5 or 3.1.1 connection, reporting to its owner (the connector).
 
 Two drivers open the connection (`_hooks.AiomqttDriver`, an aiomqtt client with paho's callbacks
 rerouted; `_paho_driver.PahoDriver`, paho's public API only); `_hooks.private_api_enabled()` picks
@@ -24,6 +24,7 @@ __all__ = [
     "Link",
     "LinkOwner",
     "LinkSettings",
+    "MqttVersion",
     "Sent",
     "SUBSCRIBE_LOST",
     "reason_text",
@@ -48,7 +49,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from . import _hooks, _wire
 from ._connect_errors import connect_error
 from ._drivers import make_driver
-from ._link_types import DEFAULT_MAX_INBOUND_PACKET_SIZE, LinkOwner, LinkSettings, Sent
+from ._link_types import DEFAULT_MAX_INBOUND_PACKET_SIZE, LinkOwner, LinkSettings, MqttVersion, Sent
 from ._reasons import disconnect_text, reason_text
 from ._socket import BufferedSocket
 
@@ -68,9 +69,10 @@ _CHECK_EVERY: Final = 0.125
 
 
 class Link:
-    """One MQTT 5 connection. Create with `Link.open`; it is never reused after it is lost.
+    """One MQTT connection. Create with `Link.open`; it is never reused after it is lost.
 
-    Public state: `lost`, `closing`, `receive_maximum` and `subscription_ids` (from the CONNACK),
+    Public state: `protocol` (the `MqttVersion` spoken), `lost`, `closing`, `receive_maximum` and
+    `subscription_ids` (from the CONNACK; False on MQTT 3.1.1),
     `max_packet_size` (the broker's Maximum Packet Size, None if it set none), `loss_reason` (set
     before the owner hears of the loss), `malformed` (inbound messages dropped here), `private_api`.
     """
@@ -88,7 +90,9 @@ class Link:
         self.lost = False
         self.closing = False
         self.receive_maximum = _DEFAULT_RECEIVE_MAXIMUM
-        self.subscription_ids = True
+        self.protocol = settings.protocol
+        self._v5 = settings.protocol is MqttVersion.V5
+        self.subscription_ids = self._v5
         self.max_packet_size: int | None = None
         self.loss_reason: str | None = None
         self.malformed = 0
@@ -193,7 +197,7 @@ class Link:
         self._loop.call_soon(self._read_ready)
 
     def _on_connack(self, props: Properties | None) -> None:
-        if props is None:
+        if props is None or not self._v5:
             return
         self.receive_maximum = int(getattr(props, "ReceiveMaximum", _DEFAULT_RECEIVE_MAXIMUM))
         self.subscription_ids = bool(getattr(props, "SubscriptionIdentifierAvailable", 1))
@@ -317,7 +321,7 @@ class Link:
         for topic, payload, retain, _ in batch:
             prefix = prefixes.get(topic)
             if prefix is None:
-                prefix = _wire.publish_prefix(topic)
+                prefix = _wire.publish_prefix(topic, self._v5)
                 if len(prefixes) >= 4096:
                     prefixes.clear()
                 prefixes[topic] = prefix
@@ -346,8 +350,10 @@ class Link:
         limit = self.max_packet_size
         if limit is None:
             return True
-        size = _wire.qos1_packet_size(topic, payload) if qos else _wire.qos0_packet_size(topic, payload)
-        return size <= limit
+        v5 = self._v5
+        if qos:
+            return _wire.qos1_packet_size(topic, payload, v5) <= limit
+        return _wire.qos0_packet_size(topic, payload, v5) <= limit
 
     def publish_qos1(self, topic: str, payload: bytes, retain: bool, expiry: int | None = None) -> int | None:
         """Hand a QoS 1 PUBLISH to paho; return its message id (its PUBACK comes through the owner's
@@ -381,6 +387,10 @@ class Link:
         """Send SUBSCRIBE; the future resolves to the SUBACK reason code (>= 0x80: refused) or
         `SUBSCRIBE_LOST` if the connection is lost first.
         """
+        if not self._v5:
+            # paho ignores SubscribeOptions on MQTT 3.1.1 (the subscription would quietly be QoS 0)
+            rc, mid = self._paho.subscribe(topic_filter, qos)
+            return self._track(rc, mid)
         properties: Properties | None = None
         if subscription_id is not None and self.subscription_ids:
             properties = Properties(PacketTypes.SUBSCRIBE)  # type: ignore[no-untyped-call]
@@ -466,7 +476,7 @@ class Link:
         client = self._paho
         header, data = _hooks.in_packet(client)
         try:
-            qos, mid, retain, topic, problem, sids, payload = _wire.parse_publish(header, data)
+            qos, mid, retain, topic, problem, sids, payload = _wire.parse_publish(header, data, self._v5)
         except _wire.MalformedPacket as exc:
             self.refuse(_wire.DISCONNECT_MALFORMED, f"malformed packet from the broker ({exc})")
             return MQTTErrorCode.MQTT_ERR_PROTOCOL

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["connect_error"]
+__all__ = ["VersionRefusedError", "connect_error"]
 
 import socket
 import ssl
@@ -23,6 +23,14 @@ if TYPE_CHECKING:
 # 5 not authorised) and MQTT 5 (0x86 bad user name or password, 0x87 not authorized, 0x8C bad
 # authentication method).
 _AUTH_CODES: Final = frozenset({4, 5, 0x86, 0x87, 0x8C})
+# "Unacceptable protocol version": MQTT 3.1.1 return code 1, MQTT 5 reason code 0x84.
+_VERSION_CODES: Final = frozenset({1, 0x84})
+
+
+class VersionRefusedError(ConnectionFailedError):
+    """A failed attempt that may mean "not this MQTT version": a CONNACK saying so, a close before any
+    CONNACK, or no CONNACK in time. Negotiation (``protocol="auto"``) then tries the other version.
+    """
 
 
 def connect_error(exc: BaseException, settings: LinkSettings) -> ConnectionFailedError:
@@ -35,18 +43,22 @@ def connect_error(exc: BaseException, settings: LinkSettings) -> ConnectionFaile
             return ConnectionFailedError(
                 "auth", f"the broker at {where} rejected the credentials: {reason_text(code)}"
             )
+        if code in _VERSION_CODES:
+            return VersionRefusedError(
+                "refused", f"the broker at {where} refused the connection: {reason_text(0x84)}"
+            )
         return ConnectionFailedError(
             "refused", f"the broker at {where} refused the connection: {reason_text(code)}"
         )
     if isinstance(exc, ClosedBeforeConnack):
         hint = " (is it a TLS port? set tls)" if settings.tls is None else " (is it a plain, non-TLS port?)"
-        return ConnectionFailedError(
+        return VersionRefusedError(
             "refused", f"{where} closed the connection before answering the MQTT CONNECT{hint}"
         )
     cause: BaseException | None = exc
     if isinstance(exc, aiomqtt.MqttError) and not isinstance(exc, MqttCodeError):
         if isinstance(exc, ConnackTimeout):
-            return ConnectionFailedError(
+            return VersionRefusedError(
                 "timeout", f"no CONNACK from {where} within {settings.connect_timeout:g} s"
             )
         # aiomqtt re-raises socket errors as MqttError(str(exc)) "from None": the original is the context.

@@ -1,4 +1,4 @@
-"""`MqttConnector`: the production Cascade connector over MQTT 5 (see docs/mqtt.md for the design).
+"""`MqttConnector`: the production Cascade connector over MQTT 5 or 3.1.1 (see docs/mqtt.md for the design).
 
 A thin facade over its layers: `MqttSettings` (checked, frozen), a `Session` per ``connect()`` holding
 the outbound pipeline (`_outbound`), the broker subscriptions (`_subscriptions`) and the inbound
@@ -13,9 +13,10 @@ __all__ = ["MqttConnector", "MqttSubscription"]
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import ssl
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from cascade.connectors.protocol import (
@@ -39,6 +40,7 @@ from cascade.connectors.protocol.core import (
 )
 
 from ._client import SUBSCRIBE_LOST, Link, reason_text
+from ._dialer import Dialer
 from ._lifecycle import Lifecycle
 from ._link_types import DEFAULT_MAX_INBOUND_PACKET_SIZE
 from ._outbound import Ack, AckKind
@@ -49,15 +51,18 @@ from ._url import InvalidUrlError, parse_url, redact_url
 
 _log = logging.getLogger("cascade.connectors.mqtt")
 
+_REPLAY_WAIT: Final = 10.0  # s subscribe() waits at most for the sync marker behind its SUBSCRIBE
 _MAX_PAYLOAD: Final = 268_435_455 - 65_535 - 16  # what still fits in one MQTT packet with the topic
 _CONNECTED: Final = ConnectorState.CONNECTED
 _RECONNECTING: Final = ConnectorState.RECONNECTING
 
 
 class MqttConnector(Lifecycle, ConnectOnEnter):
-    """A Cascade `Connector` over MQTT 5 (Mosquitto 2 or any MQTT 5 broker), built on aiomqtt.
+    """A Cascade `Connector` over MQTT 5 or 3.1.1 (Mosquitto, RabbitMQ, EMQX ...), built on aiomqtt.
 
-    - `hostname`, `port`: the broker. `username`/`password`: credentials (never shown in repr, logs or
+    - `hostname`, `port`: the broker. `addresses`: several brokers (a cluster) as ``[(host, port), ...]``
+      instead, tried in order at the first connect and in turn after a loss.
+    - `username`/`password`: credentials (never shown in repr, logs or
       errors). `tls`: an `ssl.SSLContext`, ``True`` (system CAs, host name verified) or ``None``.
     - `client_id`: the MQTT client id; default unique per instance. `source`: the name used for presence
       on ``cascade/status/{source}``; default ``{hostname}-{pid}-{random}``, unique per instance.
@@ -74,6 +79,10 @@ class MqttConnector(Lifecycle, ConnectOnEnter):
     - `reconnect_min_delay`, `reconnect_max_delay`: seconds; capped exponential backoff with full jitter.
     - `connect_timeout`: seconds for each of TCP connect, TLS handshake and CONNACK (and other waits on
       the broker, such as UNSUBACK). `flush_timeout`: seconds `disconnect` spends sending what is queued.
+    - `protocol`: ``"auto"`` (MQTT 5, or 3.1.1 when the broker refuses 5; the result is kept for
+      reconnects and shown by `protocol_version`), ``"5"`` or ``"3.1.1"``.
+    - `sync_topic`: the private topic of the "retained state delivered" markers; default automatic
+      (``$cascade/sync/{client}``, or ``cascade/_sync/{client}`` on MQTT 3.1.1 and when `$` is refused).
 
     The checked values are `settings` (an `MqttSettings`). Raises `ValueError` (or `TopicError` for
     `source`) for invalid settings. Use as ``async with MqttConnector(...) as connector:`` or call
@@ -99,6 +108,9 @@ class MqttConnector(Lifecycle, ConnectOnEnter):
         reconnect_max_delay: float = 1.0,
         connect_timeout: float = 5.0,
         flush_timeout: float = 5.0,
+        protocol: str = "auto",
+        addresses: Sequence[tuple[str, int]] | None = None,
+        sync_topic: str | None = None,
     ) -> None:
         settings = MqttSettings(
             hostname,
@@ -117,11 +129,15 @@ class MqttConnector(Lifecycle, ConnectOnEnter):
             reconnect_max_delay=reconnect_max_delay,
             connect_timeout=connect_timeout,
             flush_timeout=flush_timeout,
+            protocol=protocol,
+            addresses=addresses,
+            sync_topic=sync_topic,
         )
         self._init(settings)
 
     def _init(self, settings: MqttSettings) -> None:
         self._settings = settings
+        self._dialer = Dialer(settings)
         self._presence = Presence(settings.source)
         self._stats = ConnectorStats()
         self._machine = StateMachine()
@@ -141,12 +157,14 @@ class MqttConnector(Lifecycle, ConnectOnEnter):
 
     @classmethod
     def from_url(cls, url: str, **overrides: Any) -> MqttConnector:
-        """Build a connector from ``mqtt://[user[:password]@]host[:port][?option=value&...]``.
+        """Build a connector from ``mqtt://[user[:password]@]host[:port][,host2[:port2]...][?option=value]``.
 
+        Several hosts (comma-separated) become `addresses`, tried in turn.
         ``mqtts://`` enables TLS with certificate and host name verification (port 8883 by default);
         its options ``ca_file``, ``cert_file`` and ``key_file`` name PEM files. Other options:
-        ``client_id``, ``source``, ``keepalive``, ``max_buffered``, ``max_inbound``,
-        ``max_inbound_packet_size``, ``presence_expiry`` (seconds, or ``none``), ``reconnect_min_delay``,
+        ``protocol`` (``auto``, ``5``, ``3.1.1``), ``sync_topic``, ``client_id``, ``source``, ``keepalive``,
+        ``max_buffered``, ``max_inbound``, ``max_inbound_packet_size``, ``presence_expiry`` (seconds, or
+        ``none``), ``reconnect_min_delay``,
         ``reconnect_max_delay``, ``connect_timeout``, ``flush_timeout``. Keyword `overrides` win over the
         URL. Raises `InvalidUrlError` (a `ValueError`) naming the problem; the password is never shown.
         """
@@ -174,6 +192,17 @@ class MqttConnector(Lifecycle, ConnectOnEnter):
     def client_id(self) -> str:
         """The MQTT client id."""
         return self._settings.client_id
+
+    @property
+    def protocol_version(self) -> str | None:
+        """The MQTT version of the latest connection, ``"5"`` or ``"3.1.1"`` (None before the first)."""
+        version = self._dialer.version
+        return None if version is None else version.value
+
+    @property
+    def broker_address(self) -> tuple[str, int]:
+        """(host, port) of the broker of the latest connection (the first address before any)."""
+        return self._dialer.address
 
     @property
     def state(self) -> ConnectorState:
@@ -285,25 +314,70 @@ class MqttConnector(Lifecycle, ConnectOnEnter):
         if link is None or link.lost:
             return sub  # the reconnect re-subscribes it and delivers its retained state
         try:
-            suback = link.subscribe(topic, 1, sub._broker.sid)
+            # Without subscription ids (MQTT 3.1.1): the covering filter that serves `topic` at the broker.
+            target = topic if link.subscription_ids else registry.cover(topic)
+            suback = link.subscribe(target, 1, sub._broker.sid)
             waiter = registry.wait_for_replay(sub)
             code = await suback
             if code != SUBSCRIBE_LOST and code >= 0x80:
                 sub.active = False
                 registry.detach(sub)
+                if not link.subscription_ids and not link.lost:
+                    await self._reconcile(session, link)
                 raise SubscriptionRefusedError(topic, reason_text(code))
+            if not link.subscription_ids and not link.lost:
+                await self._reconcile(session, link)
             if waiter is not None:
-                if asyncio.current_task() is session.task:
-                    # subscribe() called from a callback: the supervisor is busy running that callback,
-                    # so deliver what arrives until the sync marker is through (same loop, same order).
-                    await self._pump(session, link, waiter)
-                else:
-                    await waiter
+                await self._await_replay(session, link, waiter)
         except asyncio.CancelledError:
             sub.active = False
             await asyncio.shield(self._remove(sub))
             raise
         return sub
+
+    async def _await_replay(self, session: Session, link: Link, waiter: asyncio.Future[None]) -> None:
+        """Wait for the sync marker behind a SUBSCRIBE, at most `_REPLAY_WAIT` s (one warning if not)."""
+        loop = asyncio.get_running_loop()
+        late: list[bool] = []
+        timer = loop.call_later(_REPLAY_WAIT, _release, waiter, late)
+        try:
+            if asyncio.current_task() is session.task:
+                # subscribe() called from a callback: the supervisor is busy running that callback,
+                # so deliver what arrives until the sync marker is through (same loop, same order).
+                await self._pump(session, link, waiter)
+            else:
+                await waiter
+        finally:
+            timer.cancel()
+        if late and not link.lost and session.registry.replay_timeouts == 0:
+            session.registry.replay_timeouts += 1
+            _log.warning(
+                "no sync marker came back through %r within %g s: subscribe() returned without knowing "
+                "that the retained state was delivered (docs/brokers.md)",
+                session.registry.sync_topic,
+                _REPLAY_WAIT,
+            )
+
+    async def _reconcile(self, session: Session, link: Link) -> None:
+        """Bring the broker's filters to the covering set of the local ones (connections without ids):
+        SUBSCRIBE what is missing, then UNSUBSCRIBE what is no longer needed (UNSUBACKs bounded).
+        """
+        add, remove = session.registry.reconcile()
+        for topic_filter in add:
+            fut = link.subscribe(topic_filter, 1, None)
+            fut.add_done_callback(functools.partial(_log_refused, topic_filter))
+        await self._unsubscribe(link, remove)
+
+    async def _unsubscribe(self, link: Link, filters: Sequence[str]) -> None:
+        futures = [link.unsubscribe(topic_filter) for topic_filter in filters]
+        if not futures:
+            return
+        timeout = self._settings.connect_timeout
+        try:
+            async with asyncio.timeout(timeout):
+                await asyncio.gather(*futures)
+        except TimeoutError:
+            _log.warning("no UNSUBACK for %s within %g s", ", ".join(map(repr, filters)), timeout)
 
     async def _remove(self, sub: MqttSubscription) -> None:
         session = self._session
@@ -316,10 +390,19 @@ class MqttConnector(Lifecycle, ConnectOnEnter):
             return
         if state is not _CONNECTED and state is not _RECONNECTING:
             return
-        fut = link.unsubscribe(bsub.filter)
-        timeout = self._settings.connect_timeout
-        try:
-            async with asyncio.timeout(timeout):
-                await fut
-        except TimeoutError:
-            _log.warning("no UNSUBACK for %r within %g s", bsub.filter, timeout)
+        if not link.subscription_ids:
+            await self._reconcile(session, link)
+            return
+        await self._unsubscribe(link, [bsub.filter])
+
+
+def _release(waiter: asyncio.Future[None], late: list[bool]) -> None:
+    if not waiter.done():
+        late.append(True)
+        waiter.set_result(None)
+
+
+def _log_refused(topic_filter: str, fut: asyncio.Future[int]) -> None:
+    code = fut.result()
+    if code != SUBSCRIBE_LOST and code >= 0x80:
+        _log.error("the broker refused the subscription %r: %s", topic_filter, reason_text(code))

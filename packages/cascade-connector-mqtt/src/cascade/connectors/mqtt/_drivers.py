@@ -11,7 +11,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from ._hooks import AiomqttDriver, LinkEvents
-from ._link_types import LinkSettings
+from ._link_types import LinkSettings, MqttVersion
 from ._paho_driver import PahoDriver
 from ._socket import paho_log
 
@@ -21,16 +21,20 @@ Driver = AiomqttDriver | PahoDriver
 def make_driver(events: LinkEvents, settings: LinkSettings, *, private: bool) -> Driver:
     """A driver for `settings` reporting to `events`: `AiomqttDriver` if `private`, else `PahoDriver`.
 
-    Both announce `settings.max_inbound_packet_size` as our Maximum Packet Size in CONNECT.
+    Both speak `settings.protocol`; on MQTT 5 they announce `settings.max_inbound_packet_size` as our
+    Maximum Packet Size in CONNECT (MQTT 3.1.1 has no properties: the limit is only enforced on reading).
     """
     tls = settings.tls
-    connect_props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-    connect_props.MaximumPacketSize = settings.max_inbound_packet_size
-    connect_props.ReceiveMaximum = settings.receive_maximum
+    v5 = settings.protocol is MqttVersion.V5
+    connect_props: Properties | None = None
     will_props: Properties | None = None
-    if settings.will_expiry is not None:
-        will_props = Properties(PacketTypes.WILLMESSAGE)  # type: ignore[no-untyped-call]
-        will_props.MessageExpiryInterval = settings.will_expiry
+    if v5:
+        connect_props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        connect_props.MaximumPacketSize = settings.max_inbound_packet_size
+        connect_props.ReceiveMaximum = settings.receive_maximum
+        if settings.will_expiry is not None:
+            will_props = Properties(PacketTypes.WILLMESSAGE)  # type: ignore[no-untyped-call]
+            will_props.MessageExpiryInterval = settings.will_expiry
     # A context that does not check host names must not have paho check them either.
     insecure = True if tls is not None and not tls.check_hostname else None
     if not private:
@@ -48,6 +52,7 @@ def make_driver(events: LinkEvents, settings: LinkSettings, *, private: bool) ->
             tls_insecure=insecure,
             logger=paho_log,
             properties=connect_props,
+            v5=v5,
         )
     driver = AiomqttDriver(
         events,
@@ -56,7 +61,7 @@ def make_driver(events: LinkEvents, settings: LinkSettings, *, private: bool) ->
         username=settings.username,
         password=settings.password,
         identifier=settings.client_id,
-        protocol=aiomqtt.ProtocolVersion.V5,
+        protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
         will=aiomqtt.Will(
             settings.will_topic, settings.will_payload, qos=1, retain=True, properties=will_props
         ),

@@ -26,11 +26,11 @@ from cascade.connectors.protocol import (
 )
 from cascade.connectors.protocol.core import Backoff, ConnectorState, Outgoing, Presence, StateMachine
 
-from ._client import SUBSCRIBE_LOST, Link, LinkSettings, reason_text
+from ._client import SUBSCRIBE_LOST, Link, reason_text
+from ._dialer import Dialer
 from ._outbound import Ack, AckKind, Outbound
 from ._session import Ending, Phase, Session
-from ._settings import MqttSettings
-from ._subscriptions import SYNC_SID, Registry
+from ._settings import SYNC_NAMESPACE, MqttSettings
 
 _log = logging.getLogger("cascade.connectors.mqtt")
 
@@ -62,33 +62,18 @@ class Lifecycle:
     _lock: asyncio.Lock | None
     _session: Session | None
     _out: Outbound
+    _dialer: Dialer
 
     def _new_session(self) -> Session:
         return Session(self._settings, self._stats, _log, reason_text)
 
-    def _link_settings(self, session: Session) -> LinkSettings:
-        s = self._settings
+    async def _open(self, session: Session) -> Link:
+        """Open a connection (the dialer picks the address and the MQTT version); the last will carries
+        the time the connection comes up, the same as its ``online`` (an observer never sees an offline
+        older than the online it ends).
+        """
         session.presence_ts = utc_now_iso()
-        return LinkSettings(
-            hostname=s.hostname,
-            port=s.port,
-            client_id=s.client_id,
-            username=s.username,
-            password=s.password,
-            tls=s.tls,
-            keepalive=s.keepalive,
-            connect_timeout=s.connect_timeout,
-            will_topic=s.status_topic,
-            will_payload=self._presence.offline(session.presence_ts),
-            max_inbound_packet_size=s.max_inbound_packet_size,
-            receive_maximum=min(s.max_inbound, 65535),
-            will_expiry=self._presence_expiry(),
-        )
-
-    def _presence_expiry(self) -> int | None:
-        """The MQTT 5 message expiry (whole seconds) of our retained ``offline`` presence."""
-        expiry = self._settings.presence_expiry
-        return None if expiry is None else max(1, math.ceil(expiry))
+        return await self._dialer.open(self, self._presence.offline(session.presence_ts))
 
     def _get_lock(self) -> asyncio.Lock:
         if self._lock is None:
@@ -108,7 +93,7 @@ class Lifecycle:
             self._machine.to(ConnectorState.CONNECTING)
             session = self._new_session()
             try:
-                link = await Link.open(self._link_settings(session), self)
+                link = await self._open(session)
             except BaseException:
                 self._machine.to(ConnectorState.IDLE)
                 raise
@@ -120,7 +105,8 @@ class Lifecycle:
                 self._supervise(session, link), name=f"cascade-mqtt-{self._settings.client_id}"
             )
             s = self._settings
-            _log.info("connected to %s:%s as %s", s.hostname, s.port, s.client_id)
+            host, port = self._dialer.address
+            _log.info("connected to %s:%s as %s (MQTT %s)", host, port, s.client_id, link.protocol.value)
             try:
                 async with asyncio.timeout(s.connect_timeout):
                     await presence
@@ -146,7 +132,7 @@ class Lifecycle:
                 link = session.link
                 if link is not None and not link.lost:
                     ack = Ack(loop.create_future(), AckKind.PRESENCE)
-                    ack.expiry = self._presence_expiry()
+                    ack.expiry = self._settings.presence_expiry_interval
                     session.outbound.send_control(
                         Outgoing(self._settings.status_topic, self._presence.offline(), True, ack)
                     )
@@ -162,7 +148,7 @@ class Lifecycle:
                 await self._stop_supervisor(session)
                 self._finish(session)
                 self._machine.to(ConnectorState.IDLE)
-            _log.info("disconnected from %s:%s", self._settings.hostname, self._settings.port)
+            _log.info("disconnected from %s:%s", *self._dialer.address)
 
     async def _drain(self, out: Outbound, deadline: float) -> None:
         """Wait until everything queued has been written / acknowledged, or until `deadline`."""
@@ -272,7 +258,6 @@ class Lifecycle:
 
     async def _supervise(self, session: Session, link: Link) -> None:
         backoff = Backoff(self._settings.reconnect_min_delay, self._settings.reconnect_max_delay)
-        s = self._settings
         try:
             while True:
                 await self._pump(session, link, None)
@@ -286,10 +271,11 @@ class Lifecycle:
                 short = self._short(session)
                 if not short:
                     backoff.reset()  # a session that lasted: start again from the shortest delays
+                host, port = self._dialer.address
                 _log.warning(
                     "lost the connection to %s:%s (%s)%s; reconnecting",
-                    s.hostname,
-                    s.port,
+                    host,
+                    port,
                     link.loss_reason or "connection lost",
                     " soon after connecting: counted as a failed attempt" if short else "",
                 )
@@ -299,7 +285,7 @@ class Lifecycle:
                         if await self._pause(session, backoff.next_delay()):
                             return
                         try:
-                            link = await Link.open(self._link_settings(session), self)
+                            link = await self._open(session)
                             break
                         except ConnectorError as exc:
                             attempt = backoff.attempts
@@ -311,7 +297,8 @@ class Lifecycle:
                     link.abort()
                     return
                 self._stats.reconnects += 1
-                _log.info("reconnected to %s:%s", s.hostname, s.port)
+                host, port = self._dialer.address
+                _log.info("reconnected to %s:%s", host, port)
                 if self._machine.state is ConnectorState.RECONNECTING:
                     self._machine.to(ConnectorState.CONNECTED)
                 self._adopt(session, link)
@@ -382,6 +369,8 @@ class Lifecycle:
         if topic == registry.sync_topic:
             registry.marker(payload)
             return
+        if topic.startswith(SYNC_NAMESPACE):
+            return  # another connector's sync markers (reserved namespace): never for subscriptions
         targets = registry.targets(topic, retain, sids)
         if not targets:
             return
@@ -402,24 +391,24 @@ class Lifecycle:
         out.attach(link, link.receive_maximum, link.max_packet_size, link.fits)
         registry = session.registry
         registry.new_connection()
-        sync = link.subscribe(registry.sync_topic, 1, SYNC_SID)
-        sync.add_done_callback(functools.partial(_sync_subscribed, registry))
+        session.subscribe_sync(link)
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         online = self._presence.online(session.presence_ts)
         out.control.append(Outgoing(self._settings.status_topic, online, True, Ack(future, AckKind.PRESENCE)))
         if registry.by_filter:
-            for bsub in list(registry.by_filter.values()):
-                fut = link.subscribe(bsub.filter, 1, bsub.sid)
-                fut.add_done_callback(functools.partial(_resubscribed, bsub.filter))
+            if link.subscription_ids:
+                resubscribe: list[tuple[str, int | None]] = [
+                    (bsub.filter, bsub.sid) for bsub in registry.by_filter.values()
+                ]
+            else:  # no subscription ids: the covering set of the local filters (docs/brokers.md)
+                registry.covering.clear()
+                resubscribe = [(topic_filter, None) for topic_filter in registry.reconcile()[0]]
+            for topic_filter, sid in resubscribe:
+                fut = link.subscribe(topic_filter, 1, sid)
+                fut.add_done_callback(functools.partial(_resubscribed, topic_filter))
             registry.resubscribed()
         out.schedule()
         return future
-
-
-def _sync_subscribed(registry: Registry, fut: asyncio.Future[int]) -> None:
-    code = fut.result()
-    if code != SUBSCRIBE_LOST and code >= 0x80:
-        registry.unavailable(f"subscribing to {registry.sync_topic!r} was refused: {reason_text(code)}")
 
 
 def _resubscribed(topic_filter: str, fut: asyncio.Future[int]) -> None:

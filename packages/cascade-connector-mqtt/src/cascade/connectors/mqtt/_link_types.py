@@ -4,8 +4,9 @@ makes into its owner.
 
 from __future__ import annotations
 
-__all__ = ["DEFAULT_MAX_INBOUND_PACKET_SIZE", "LinkOwner", "LinkSettings", "Sent"]
+__all__ = ["DEFAULT_MAX_INBOUND_PACKET_SIZE", "LinkOwner", "LinkSettings", "MqttVersion", "Sent"]
 
+import enum
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,6 +18,13 @@ if TYPE_CHECKING:
 DEFAULT_MAX_INBOUND_PACKET_SIZE: Final = 1_048_576
 """The Maximum Packet Size we announce in CONNECT by default (1 MiB): a broker must not send a larger
 packet (it drops such a message for this client); a broker that does anyway loses the connection."""
+
+
+class MqttVersion(enum.Enum):
+    """The MQTT protocol version of one connection."""
+
+    V5 = "5"
+    V311 = "3.1.1"
 
 
 class Sent(Protocol):
@@ -55,10 +63,11 @@ class LinkOwner(Protocol):
 class LinkSettings:
     """Everything needed to open one connection. `password` never leaves this object (no repr).
 
-    `max_inbound_packet_size` (bytes, whole packet) is announced in CONNECT and enforced on reading.
-    `receive_maximum` is announced in CONNECT: the broker sends at most that many QoS 1 messages we
-    have not acknowledged yet (the owner acknowledges with `Link.ack`). `will_expiry`: seconds, the
-    last will's MQTT 5 message expiry (None: none).
+    `max_inbound_packet_size` (bytes, whole packet) is announced in CONNECT (MQTT 5) and enforced on
+    reading. `receive_maximum` is announced in CONNECT (MQTT 5): the broker sends at most that many QoS 1
+    messages we have not acknowledged yet (the owner acknowledges with `Link.ack`). `will_expiry`:
+    seconds, the last will's MQTT 5 message expiry (None: none). `protocol`: the MQTT version spoken on
+    this connection.
     """
 
     hostname: str
@@ -74,9 +83,10 @@ class LinkSettings:
     max_inbound_packet_size: int = DEFAULT_MAX_INBOUND_PACKET_SIZE
     receive_maximum: int = 65535
     will_expiry: int | None = None
+    protocol: MqttVersion = MqttVersion.V5
 
     def __repr__(self) -> str:
         return (
             f"LinkSettings(hostname={self.hostname!r}, port={self.port}, client_id={self.client_id!r}, "
-            f"username={self.username!r}, tls={self.tls is not None})"
+            f"username={self.username!r}, tls={self.tls is not None}, protocol={self.protocol.value!r})"
         )

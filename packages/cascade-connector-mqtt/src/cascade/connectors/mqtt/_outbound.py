@@ -38,8 +38,9 @@ class Outbound:
     """The pipeline of one session (created at ``connect``, ended at ``disconnect``).
 
     `wire` is the current connection (None during an outage). `flush_handle` is the scheduled flush,
-    if any; `confirm` the confirm publish under way, if any. `on_refused_marker(reason)` is told when
-    the broker refuses a sync marker.
+    if any; `confirm` the confirm publish under way, if any. `on_refused_marker(reason, topic)` is told
+    when the broker refuses a sync marker. `sync_topic` is where sync markers and confirms go (the
+    registry may move it when the broker refuses it).
     """
 
     def __init__(
@@ -47,7 +48,7 @@ class Outbound:
         buffer: OutboundBuffer[Ack],
         sync_topic: str,
         log: logging.Logger,
-        on_refused_marker: Callable[[int], None],
+        on_refused_marker: Callable[[int, str], None],
         reason_text: Callable[[int], str],
     ) -> None:
         self.buffer = buffer
@@ -71,7 +72,7 @@ class Outbound:
         # While any is queued, they are sent ONE at a time (each confirmed before the next), so a
         # second close tells exactly which one the broker refuses (`quarantine`).
         self.suspects: set[int] = set()
-        self._sync_topic = sync_topic
+        self.sync_topic = sync_topic
         self._log = log
         self._on_refused_marker = on_refused_marker
         self._reason_text = reason_text
@@ -297,7 +298,7 @@ class Outbound:
                 self.buffer.popleft()
         if unconfirmed and self.confirm is None:
             self.confirm = Ack(None, AckKind.CONFIRM)
-            confirm: Entry = Outgoing(self._sync_topic, b"", False, self.confirm)
+            confirm: Entry = Outgoing(self.sync_topic, b"", False, self.confirm)
             if control or len(inflight) >= max_inflight or not self._send_qos1(wire, confirm):
                 control.append(confirm)  # sent by a later flush, still after the batches
         if self.idle_waiter is not None:
@@ -388,7 +389,7 @@ class Outbound:
             return
         if kind is AckKind.MARKER:
             if refused:
-                self._on_refused_marker(ack.reason)
+                self._on_refused_marker(ack.reason, entry.topic)
             return
         fut = ack.future
         if refused:

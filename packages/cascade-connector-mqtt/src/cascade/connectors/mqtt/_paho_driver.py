@@ -47,9 +47,11 @@ class PahoDriver:
         tls_context: ssl.SSLContext | None,
         tls_insecure: bool | None,
         logger: logging.Logger,
-        properties: Properties,
+        properties: Properties | None,
+        v5: bool = True,
     ) -> None:
         self._events = events
+        self._v5 = v5
         self._hostname = hostname
         self._port = port
         self._keepalive = keepalive
@@ -60,7 +62,8 @@ class PahoDriver:
         self._lost: asyncio.Future[None] = self._loop.create_future()
         self._misc: asyncio.Task[None] | None = None
         self._fd = -1
-        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=identifier, protocol=paho.MQTTv5)
+        version = paho.MQTTv5 if v5 else paho.MQTTv311
+        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=identifier, protocol=version)
         self.paho = client
         client.enable_logger(logger)
         if username is not None:
@@ -107,6 +110,9 @@ class PahoDriver:
             raise ConnackTimeout("no CONNACK in time") from exc
 
     def _connect(self) -> None:
+        if not self._v5:  # MQTT 3.1.1: a clean session (paho's default), no properties
+            self.paho.connect(self._hostname, self._port, self._keepalive)
+            return
         self.paho.connect(
             self._hostname, self._port, self._keepalive, clean_start=True, properties=self._properties
         )

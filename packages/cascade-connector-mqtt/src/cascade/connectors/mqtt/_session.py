@@ -18,10 +18,10 @@ from collections.abc import Callable, Sequence
 from cascade.connectors.protocol import ConnectorStats
 from cascade.connectors.protocol.core import Delivery, InboundQueue, OutboundBuffer
 
-from ._client import Link
+from ._client import SUBSCRIBE_LOST, Link, MqttVersion
 from ._outbound import Ack, Outbound
 from ._settings import MqttSettings
-from ._subscriptions import MalformedFilter, Registry
+from ._subscriptions import SYNC_SID, MalformedFilter, Registry
 
 Inbound = tuple[str, bytes | bytearray, bool, Sequence[int], int, "Link"]
 """(topic, payload, retain flag, subscription identifiers, mid, link) of one inbound PUBLISH: `mid`
@@ -58,7 +58,8 @@ class Session:
         )
         self._reason_text = reason_text
         self.outbound = Outbound(buffer, settings.sync_topic, log, self._marker_refused, reason_text)
-        self.registry = Registry(settings.sync_topic, self.outbound, log)
+        self.registry = Registry(settings.sync_topic, self.outbound, log, settings.sync_fallback)
+        self._log = log
         self.delivery = Delivery(stats, log)
         self.malformed = MalformedFilter()
         self.inbound: InboundQueue[Inbound] = InboundQueue(
@@ -82,10 +83,48 @@ class Session:
         """Whether the session is ending (no reconnect: `Ending.STOPPING` or `Ending.CLOSED`)."""
         return self.ending is not Ending.OPEN
 
-    def _marker_refused(self, reason: int) -> None:
-        self.registry.unavailable(
-            f"publishing to {self.registry.sync_topic!r} was refused: {self._reason_text(reason)}"
-        )
+    def _marker_refused(self, reason: int, topic: str) -> None:
+        if topic == self.registry.sync_topic:
+            self.sync_refused(f"publishing to {topic!r} was refused: {self._reason_text(reason)}")
+
+    def sync_refused(self, why: str) -> None:
+        """The broker refused the sync topic (SUBSCRIBE or a marker): move the markers to the fallback
+        topic under the connector's namespace if there is one (subscribe to it, send the awaited markers
+        again), else `subscribe()` can no longer wait for retained state on this connection.
+        """
+        registry = self.registry
+        link = self.link
+        if not registry.can_fall_back() or link is None or link.lost:
+            registry.unavailable(why)
+            return
+        self._log.warning("%s; sync markers go to %r from now on", why, registry.fallback)
+        self.use_fallback(link)
+        registry.resend()
+
+    def use_fallback(self, link: Link) -> None:
+        """Markers to the fallback topic on `link` (subscribed here; a refusal ends the waits)."""
+        registry = self.registry
+        registry.use_fallback()
+        topic = registry.sync_topic
+        fut = link.subscribe(topic, 1, SYNC_SID)
+        fut.add_done_callback(lambda f: self._sync_subscribed(topic, f))
+
+    def _sync_subscribed(self, topic: str, fut: asyncio.Future[int]) -> None:
+        code = fut.result()
+        if code != SUBSCRIBE_LOST and code >= 0x80 and topic == self.registry.sync_topic:
+            self.sync_refused(f"subscribing to {topic!r} was refused: {self._reason_text(code)}")
+
+    def subscribe_sync(self, link: Link) -> None:
+        """A new connection: subscribe to the sync topic (on MQTT 3.1.1 straight to the fallback: a
+        refused `$` marker cannot be told from a lost one there).
+        """
+        registry = self.registry
+        if link.protocol is MqttVersion.V311 and registry.can_fall_back():
+            self.use_fallback(link)
+            return
+        topic = registry.sync_topic
+        fut = link.subscribe(topic, 1, SYNC_SID)
+        fut.add_done_callback(lambda f: self._sync_subscribed(topic, f))
 
     def close(self) -> None:
         """No callback runs from now on (`Ending.CLOSED`); the supervisor is woken to exit."""

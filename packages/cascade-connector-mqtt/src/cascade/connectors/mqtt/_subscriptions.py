@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Final
 from cascade.connectors.protocol import Callback, SubscriptionIndex
 from cascade.connectors.protocol.core import Outgoing
 
+from ._covering import covering_set, covers
 from ._outbound import Ack, AckKind, Outbound
 
 if TYPE_CHECKING:
@@ -91,8 +92,11 @@ class MqttSubscription:
 class Registry:
     """Every broker subscription of a session, the sync markers and the routing of inbound messages."""
 
-    def __init__(self, sync_topic: str, outbound: Outbound, log: logging.Logger) -> None:
+    def __init__(
+        self, sync_topic: str, outbound: Outbound, log: logging.Logger, fallback: str | None = None
+    ) -> None:
         self.sync_topic = sync_topic
+        self.fallback = fallback  # where markers go if the broker refuses sync_topic (None: nowhere)
         self.sync = SyncState.AVAILABLE
         self.by_filter: dict[str, BrokerSubscription] = {}
         self.by_sid: dict[int, BrokerSubscription] = {}
@@ -106,6 +110,8 @@ class Registry:
         self._markers_unseen: deque[int] = deque()  # markers sent on this connection, not yet back
         self._marker_retry_seen = 0
         self._timer: asyncio.TimerHandle | None = None
+        self.replay_timeouts = 0  # subscribe() calls whose sync marker did not come back in time
+        self.covering: set[str] = set()  # connections without subscription ids: the broker's filters
 
     # ------------------------------------------------------------------ local subscriptions
 
@@ -125,6 +131,27 @@ class Registry:
         sub = MqttSubscription(connector, bsub, callback)
         bsub.subs[sub] = None
         return sub
+
+    # ------------------------------------------------------------------ covering sets (no ids)
+
+    def cover(self, topic: str) -> str:
+        """The broker filter to SUBSCRIBE for a new local subscription on `topic` (connections without
+        subscription ids): the covering filter that will serve it, marked as subscribed.
+        """
+        desired = covering_set(self.by_filter)
+        target = next(f for f in sorted(desired) if covers(f, topic))
+        self.covering.add(target)
+        return target
+
+    def reconcile(self) -> tuple[list[str], list[str]]:
+        """(filters to SUBSCRIBE, filters to UNSUBSCRIBE) so that the broker holds exactly the covering
+        set of the local filters; SUBSCRIBE first, so no topic goes unserved in between.
+        """
+        desired = covering_set(self.by_filter)
+        add = sorted(desired - self.covering)
+        remove = sorted(self.covering - desired)
+        self.covering = set(desired)
+        return add, remove
 
     def _new_sid(self) -> int:
         sid = self._next_sid
@@ -174,6 +201,7 @@ class Registry:
             for sub in bsub.subs:
                 sub.active = False
         self.by_filter.clear()
+        self.covering.clear()
         self.by_sid.clear()
         self.index.clear()
         self.syncing.clear()
@@ -184,6 +212,28 @@ class Registry:
         """A new connection: markers of the old one will not come back."""
         self.sync = SyncState.AVAILABLE
         self._markers_unseen.clear()
+
+    def can_fall_back(self) -> bool:
+        """Whether markers can still move to the fallback topic (set, and not in use yet)."""
+        return self.fallback is not None and self.sync_topic != self.fallback
+
+    def use_fallback(self) -> None:
+        """Send markers (and the outbound confirms) to the fallback topic from now on. The markers sent
+        to the old topic will not come back: whatever waited for them waits for the next marker.
+        """
+        assert self.fallback is not None
+        self.sync_topic = self.fallback
+        self._outbound.sync_topic = self.fallback
+        self._markers_unseen.clear()
+        self.sync = SyncState.AVAILABLE
+
+    def resend(self) -> None:
+        """A new marker for every subscription and `subscribe()` still waiting (after `use_fallback`)."""
+        if not (self.waiters or self.syncing):
+            return
+        seq = self.send_marker()
+        self.syncing = dict.fromkeys(self.syncing, seq)
+        self.waiters = [(seq, fut) for _until, fut in self.waiters]
 
     def send_marker(self) -> int:
         """Queue the next sync marker (QoS 1, behind everything sent so far); return its number."""

@@ -53,6 +53,8 @@ def _text(text: str) -> str:
 
 
 _OPTIONS: Final[dict[str, Callable[[str], Any]]] = {
+    "protocol": _text,
+    "sync_topic": _text,
     "client_id": _text,
     "source": _text,
     "keepalive": _int,
@@ -115,6 +117,7 @@ def parse_url(url: object) -> dict[str, Any]:
         raise InvalidUrlError("", f"must be a str, not {type(url).__name__}")
     shown = redact_url(url)
     _check_userinfo(url, shown)
+    url, more_hosts = _host_list(url)
     # From here on the user information lies inside the authority, before its last '@': the host,
     # port, path, query and fragment that messages may quote hold no part of the password.
     parts = _split(url, shown)
@@ -133,6 +136,9 @@ def parse_url(url: object) -> dict[str, Any]:
     if parts.fragment:
         raise InvalidUrlError(shown, "unexpected '#fragment'")
     options: dict[str, Any] = {"hostname": host, "port": port}
+    if more_hosts:
+        others = [_other_host(item, _SCHEMES[scheme], shown) for item in more_hosts]
+        options["addresses"] = [(host, port), *others]
     username = _decoded(parts.username, "user name", shown)
     password = _decoded(parts.password, "password", shown)
     if username == "" and password is not None:
@@ -168,6 +174,35 @@ def parse_url(url: object) -> dict[str, Any]:
     if scheme == "mqtts":
         options["tls"] = _tls_context(tls_files, shown)
     return options
+
+
+def _host_list(url: str) -> tuple[str, list[str]]:
+    """Split ``scheme://[userinfo@]h1:p1,h2:p2...`` into the URL with only ``h1:p1`` and the other hosts."""
+    scheme_end = url.find("://")
+    if scheme_end < 0:
+        return url, []
+    start = scheme_end + 3
+    end = next((i for i in range(start, len(url)) if url[i] in "/?#"), len(url))
+    at = url.rfind("@", start, end)
+    hosts_start = at + 1 if at >= 0 else start
+    hosts = url[hosts_start:end]
+    if "," not in hosts:
+        return url, []
+    first, *others = hosts.split(",")
+    return url[:hosts_start] + first + url[end:], others
+
+
+def _other_host(item: str, default_port: int, shown: str) -> tuple[str, int]:
+    """(host, port) of one further entry of a host list (``host``, ``host:port`` or ``[v6]:port``)."""
+    if not item:
+        raise InvalidUrlError(shown, "an empty entry in the host list (expected host1[:port1],host2[:port2])")
+    try:
+        parts = urlsplit(f"mqtt://{item}")
+    except ValueError as exc:
+        raise InvalidUrlError(shown, f"host list entry {item!r} cannot be parsed ({exc})") from exc
+    if not parts.hostname or parts.username is not None or parts.path:
+        raise InvalidUrlError(shown, f"host list entry {item!r} is not host[:port]")
+    return parts.hostname, _port(parts, shown) or default_port
 
 
 def _check_userinfo(url: str, shown: str) -> None:

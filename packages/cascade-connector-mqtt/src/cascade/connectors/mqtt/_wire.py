@@ -1,4 +1,4 @@
-"""MQTT 5 bytes on the wire, without any client library: building QoS 0 PUBLISH packets, parsing
+"""MQTT 5 and 3.1.1 bytes on the wire, without any client library: building QoS 0 PUBLISH packets, parsing
 inbound PUBLISH packets, checking inbound topics, and framing the inbound byte stream (so that a packet
 whose announced length is over our limit is refused before it is buffered).
 
@@ -58,12 +58,13 @@ def read_varint(data: bytes | bytearray, pos: int) -> tuple[int, int]:
             raise ValueError("variable byte integer longer than 4 bytes")
 
 
-def publish_prefix(topic: str) -> bytes:
-    """The part of a QoS 0 PUBLISH after the fixed header and before the payload: topic and empty
-    properties. Raises UnicodeEncodeError for a topic that is not encodable (never valid anyway).
+def publish_prefix(topic: str, v5: bool = True) -> bytes:
+    """The part of a QoS 0 PUBLISH after the fixed header and before the payload: the topic, then (MQTT
+    5 only, `v5`) the empty properties. Raises UnicodeEncodeError for a topic that is not encodable.
     """
     encoded = topic.encode("utf-8")
-    return len(encoded).to_bytes(2, "big") + encoded + b"\x00"
+    head = len(encoded).to_bytes(2, "big") + encoded
+    return head + b"\x00" if v5 else head
 
 
 def qos0_packet_parts(prefix: bytes, payload: bytes, retain: bool) -> tuple[bytes, bytes]:
@@ -71,15 +72,15 @@ def qos0_packet_parts(prefix: bytes, payload: bytes, retain: bool) -> tuple[byte
     return (_PUBLISH_RETAIN_HEADER if retain else _PUBLISH_HEADER), varint(len(prefix) + len(payload))
 
 
-def qos0_packet_size(topic: str, payload: bytes) -> int:
+def qos0_packet_size(topic: str, payload: bytes, v5: bool = True) -> int:
     """The size in bytes of the whole QoS 0 PUBLISH packet (what a broker's Maximum Packet Size bounds)."""
-    body = 2 + len(topic.encode("utf-8")) + 1 + len(payload)
+    body = 2 + len(topic.encode("utf-8")) + (1 if v5 else 0) + len(payload)
     return 1 + len(varint(body)) + body
 
 
-def qos1_packet_size(topic: str, payload: bytes) -> int:
+def qos1_packet_size(topic: str, payload: bytes, v5: bool = True) -> int:
     """The size in bytes of the whole QoS 1 PUBLISH packet (a packet id more than QoS 0)."""
-    body = 2 + len(topic.encode("utf-8")) + 2 + 1 + len(payload)
+    body = 2 + len(topic.encode("utf-8")) + 2 + (1 if v5 else 0) + len(payload)
     return 1 + len(varint(body)) + body
 
 
@@ -142,8 +143,9 @@ InboundPublish = tuple[int, int, bool, str | None, str | None, list[int], bytes]
 still acknowledged), but the connection is fine. A plain tuple: this is the per-message hot path."""
 
 
-def parse_publish(header: int, data: bytes | bytearray) -> InboundPublish:
-    """Parse the variable header and payload of an inbound MQTT 5 PUBLISH (`header` is its first byte).
+def parse_publish(header: int, data: bytes | bytearray, v5: bool = True) -> InboundPublish:
+    """Parse the variable header and payload of an inbound PUBLISH (`header` is its first byte); `v5`:
+    MQTT 5 (a properties length follows the packet id), else MQTT 3.1.1 (no properties).
 
     Raises `MalformedPacket` when the packet cannot be decoded (QoS 3, a topic length past the end of
     the packet, a missing packet id, broken properties): the caller closes the connection.
@@ -166,6 +168,21 @@ def parse_publish(header: int, data: bytes | bytearray) -> InboundPublish:
         pos += 2
         if mid == 0:
             raise MalformedPacket("PUBLISH with packet identifier 0")
+    if not v5:
+        end = pos
+        sids: list[int] = []
+    else:
+        end, sids = _properties(data, pos, size)
+    try:
+        topic = raw_topic.decode("utf-8")
+    except UnicodeDecodeError:
+        return qos, mid, bool(header & 0x01), None, "its topic is not valid UTF-8", sids, b""
+    problem = topic_problem(topic)
+    return qos, mid, bool(header & 0x01), topic, problem, sids, bytes(data[end:])
+
+
+def _properties(data: bytes | bytearray, pos: int, size: int) -> tuple[int, list[int]]:
+    """Read the MQTT 5 PUBLISH properties at `pos`: (where the payload starts, subscription ids)."""
     length = data[pos] if pos < size else 0x80
     if length < 0x80:
         pos += 1
@@ -177,13 +194,7 @@ def parse_publish(header: int, data: bytes | bytearray) -> InboundPublish:
     end = pos + length
     if end > size:
         raise MalformedPacket("PUBLISH properties run past the end of the packet")
-    sids = subscription_ids(data, pos, end) if length else []
-    try:
-        topic = raw_topic.decode("utf-8")
-    except UnicodeDecodeError:
-        return qos, mid, bool(header & 0x01), None, "its topic is not valid UTF-8", sids, b""
-    problem = topic_problem(topic)
-    return qos, mid, bool(header & 0x01), topic, problem, sids, bytes(data[end:])
+    return end, (subscription_ids(data, pos, end) if length else [])
 
 
 def check_topic(raw: bytes) -> tuple[str | None, str | None]:

@@ -145,6 +145,9 @@ def display_url(url: str) -> str:
     userinfo = ""
     if parts.username is not None:
         userinfo = parts.username + (":***" if parts.password is not None else "") + "@"
+    hosts = parts.netloc.rpartition("@")[2].split("?")[0]
+    if "," in hosts:  # several brokers: mqtt://h1:p1,h2:p2
+        return f"{parts.scheme}://{userinfo}{hosts}"
     host = parts.hostname
     if ":" in host:
         host = f"[{host}]"

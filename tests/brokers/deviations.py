@@ -1,0 +1,81 @@
+"""The contract tests each broker of the matrix cannot pass, and why. Each reason names the fact of the
+truth table (measured with a plain paho-mqtt client: tests/brokers/results/<broker>.json) it comes from,
+or says how it was checked otherwise. Read by the contract cells (test_contract_matrix.py) and, through
+their results, by docs/brokers.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from tests.brokers.harness import Deviation
+
+__all__ = [
+    "AEDES_DEVIATIONS",
+    "AMQTT_DEVIATIONS",
+    "EJABBERD_DEVIATIONS",
+    "MOSQUITTO_311_DEVIATIONS",
+    "RABBITMQ_DEVIATIONS",
+]
+
+_NO_RETAINED_ON_WILDCARDS = (
+    "RabbitMQ 3.10 never sends retained messages to a wildcard subscription (truth table: retained to "
+    "wildcard filter = no); workaround: subscribe to the exact topics whose retained state you need"
+)
+_DOLLAR_DROPPED = (
+    "the broker delivers no client publish to a $ topic (truth table: $ topic round trip = no), so no $ "
+    "message exists to be matched; nothing to work around: $ topics are the broker's"
+)
+_MARKER_OVERTAKES = Deviation(
+    "aedes lets a QoS 1 publish sent right after a SUBSCRIBE overtake that SUBSCRIBE's retained messages "
+    "(truth table: QoS 1 marker after retained replay = no), so subscribe() may return before the "
+    "retained state arrived (it still arrives, later); workaround: wait for the state you need",
+    race=True,
+)
+_IN_MEMORY = (
+    "this test server runs the broker with in-memory persistence, so stop_backend/start_backend loses "
+    "the retained state the test expects back (a property of the setup; configure persistence in production)"
+)
+
+_AMQTT_REPLAY = Deviation(
+    "amqtt 0.12's retained replay is wrong: a plain paho client subscribing to one exact topic also got "
+    "the retained message of the topic another client had just subscribed to (4 of 5 trials, "
+    "not yet a truth-table row), and through the connector a presence message arrived twice; the "
+    "connector drops copies that match none of its filters, not repeats on the same topic",
+    race=True,
+)
+
+MOSQUITTO_311_DEVIATIONS: Mapping[str, str | Deviation] = {}
+
+RABBITMQ_DEVIATIONS: Mapping[str, str | Deviation] = {
+    "test_reconnect_resubscribes_and_redelivers_retained_state": _NO_RETAINED_ON_WILDCARDS,
+    "test_subscribe_returns_after_retained_messages_were_delivered": _NO_RETAINED_ON_WILDCARDS,
+    "test_retained_replay_goes_only_to_the_new_subscription": _NO_RETAINED_ON_WILDCARDS,
+    "test_a_connector_receives_its_own_messages": Deviation(
+        "right after a SUBACK, RabbitMQ 3.10 may deliver a client's QoS 0 publish after its next QoS 1 "
+        "publish (reproduced with a plain paho client: 4 of 10 trials reversed, /tmp probe in the "
+        "negotiate report; not yet a truth-table row); workaround: publish what must stay in order at "
+        "one QoS",
+        race=True,
+    ),
+}
+
+EJABBERD_DEVIATIONS: Mapping[str, Mapping[str, str | Deviation]] = {
+    "5": {"test_leading_wildcards_do_not_match_dollar_topics": _DOLLAR_DROPPED + " (PUBACK 0x90 on MQTT 5)"},
+    "3.1.1": {"test_leading_wildcards_do_not_match_dollar_topics": _DOLLAR_DROPPED},
+}
+
+AEDES_DEVIATIONS: Mapping[str, str | Deviation] = {
+    "test_subscribe_returns_after_retained_messages_were_delivered": _MARKER_OVERTAKES,
+    "test_retained_replay_goes_only_to_the_new_subscription": _MARKER_OVERTAKES,
+    "test_reconnect_resubscribes_and_redelivers_retained_state": _IN_MEMORY,
+    "test_subscribe_during_an_outage_registers_and_returns": _IN_MEMORY,
+}
+
+AMQTT_DEVIATIONS: Mapping[str, str | Deviation] = {
+    "test_leading_wildcards_do_not_match_dollar_topics": _DOLLAR_DROPPED,
+    "test_reconnect_resubscribes_and_redelivers_retained_state": _IN_MEMORY,
+    "test_subscribe_during_an_outage_registers_and_returns": _IN_MEMORY,
+    "test_abrupt_loss_publishes_the_last_will_then_online_again": _AMQTT_REPLAY,
+    "test_graceful_disconnect_publishes_retained_offline_presence": _AMQTT_REPLAY,
+}
