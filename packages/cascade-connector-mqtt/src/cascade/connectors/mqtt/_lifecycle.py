@@ -13,7 +13,6 @@ __all__ = ["Lifecycle"]
 import asyncio
 import functools
 import logging
-import math
 from collections.abc import Sequence
 from typing import Final
 
