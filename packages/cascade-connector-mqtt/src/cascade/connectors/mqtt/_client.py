@@ -52,6 +52,7 @@ from ._drivers import make_driver
 from ._link_types import DEFAULT_MAX_INBOUND_PACKET_SIZE, LinkOwner, LinkSettings, MqttVersion, Sent
 from ._reasons import disconnect_text, reason_text
 from ._socket import BufferedSocket
+from ._watchdog import KeepaliveWatchdog
 
 _log = logging.getLogger("cascade.connectors.mqtt")
 
@@ -59,13 +60,6 @@ SUBSCRIBE_LOST: Final = -1
 """The "reason code" a pending SUBSCRIBE/UNSUBSCRIBE resolves to when its connection is lost."""
 
 _DEFAULT_RECEIVE_MAXIMUM: Final = 65535  # server "Receive Maximum" when the CONNACK does not say
-
-# Keepalive watchdog (private path), in units of the keepalive interval: after PING_AFTER of silence
-# (no complete packet) we send a PINGREQ; after LOST_AFTER the link is lost; checked every CHECK_EVERY,
-# so a dead link is noticed within LOST_AFTER + CHECK_EVERY = 1.375 x keepalive (< 1.5 x).
-_PING_AFTER: Final = 0.5
-_LOST_AFTER: Final = 1.25
-_CHECK_EVERY: Final = 0.125
 
 
 class Link:
@@ -84,8 +78,7 @@ class Link:
         self._pending: dict[int, asyncio.Future[int]] = {}
         self._prefixes: dict[str, bytes] = {}
         self._qos0_mids: Counter[int] = Counter()  # public path: on_publish ids that are QoS 0 writes
-        self._watchdog: asyncio.TimerHandle | None = None
-        self._pinged_for = 0.0
+        self._watchdog: KeepaliveWatchdog | None = None
         self._framer = _wire.Framer(settings.max_inbound_packet_size)
         self.lost = False
         self.closing = False
@@ -149,10 +142,15 @@ class Link:
                 lambda sock: BufferedSocket(sock, self),
                 lambda sock: isinstance(sock, BufferedSocket),
             )
-            keepalive = self._settings.keepalive
-            if keepalive > 0:
-                self._framer.last_packet = time.monotonic()
-                self._watchdog = self._loop.call_later(keepalive * _CHECK_EVERY, self._watch)
+            if self._settings.keepalive > 0:
+                self._watchdog = KeepaliveWatchdog(
+                    self._settings.keepalive,
+                    last_packet=lambda: self._framer.last_packet,
+                    touch=self._touch,
+                    paused=lambda: self.reading_paused,
+                    ping=lambda: _hooks.send_pingreq(self._paho),
+                    lost=self._silent_too_long,
+                )
         self._driver.lost_future().add_done_callback(self._on_disconnected)
         sock = self._paho.socket()
         if sock is not None and sock.fileno() >= 0:
@@ -247,25 +245,14 @@ class Link:
                 fut.set_result(SUBSCRIBE_LOST)
         self._owner._link_lost(self)
 
-    def _watch(self) -> None:
-        """Keepalive watchdog: PINGREQ after 0.5x keepalive without a complete packet; lost after 1.25x."""
+    def _touch(self) -> None:
+        self._framer.last_packet = time.monotonic()
+
+    def _silent_too_long(self, silent: float) -> None:
         self._watchdog = None
-        if self.lost:
-            return
-        keepalive = self._settings.keepalive
-        if self.reading_paused:
-            self._framer.last_packet = time.monotonic()  # silence while we do not read is ours
-        last = self._framer.last_packet
-        silent = time.monotonic() - last
-        if silent >= keepalive * _LOST_AFTER:
+        if not self.lost:
             self.note_loss(f"keepalive timeout (no complete packet from the broker for {silent:.1f} s)")
             self.abort()
-            return
-        if silent >= keepalive * _PING_AFTER and self._pinged_for != last:
-            self._pinged_for = last
-            with contextlib.suppress(Exception):
-                _hooks.send_pingreq(self._paho)
-        self._watchdog = self._loop.call_later(keepalive * _CHECK_EVERY, self._watch)
 
     async def close(self, grace: float) -> None:
         """Send DISCONNECT (the broker discards the last will) and wait up to `grace` s for it."""
