@@ -72,7 +72,16 @@ AEDES_DEVIATIONS: Mapping[str, str | Deviation] = {
     "test_subscribe_during_an_outage_registers_and_returns": _IN_MEMORY,
 }
 
+_AMQTT_UPGRADES_QOS = (
+    "amqtt 0.12 delivers a QoS 0 publish at QoS 1 to a QoS 1 subscription (MQTT 3.1.1 section 3.8.4: the "
+    "minimum of the two; checked with a plain paho client: 5 of 5 QoS 0 publishes arrived with QoS 1), so "
+    "the connector must hold them as QoS 1 and never drops them beyond max_inbound; workaround: none "
+    "needed for safety (nothing is lost), but the inbound bound applies as backpressure, not as drops"
+)
+
 AMQTT_DEVIATIONS: Mapping[str, str | Deviation] = {
+    "test_qos0_beyond_max_inbound_drops_the_oldest_and_counts_it": _AMQTT_UPGRADES_QOS,
+    "test_disconnect_counts_the_inbound_messages_it_discards": _AMQTT_UPGRADES_QOS,
     "test_leading_wildcards_do_not_match_dollar_topics": _DOLLAR_DROPPED,
     "test_reconnect_resubscribes_and_redelivers_retained_state": _IN_MEMORY,
     "test_subscribe_during_an_outage_registers_and_returns": _IN_MEMORY,
