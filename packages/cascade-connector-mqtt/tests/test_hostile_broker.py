@@ -303,7 +303,7 @@ async def test_a_trickle_after_a_big_header_is_caught_by_keepalive(
             while not writer.is_closing():
                 writer.write(b"\x00")
                 await writer.drain()
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.05)  # the trickle's own pace (not synchronisation)
 
     broker = await hostile({0: trickle})
     keepalive = 2
