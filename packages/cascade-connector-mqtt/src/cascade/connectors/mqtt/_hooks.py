@@ -16,6 +16,7 @@ __all__ = [
     "HOOKS",
     "PUBLIC_API_ONLY",
     "AiomqttDriver",
+    "PahoCallbacks",
     "ConnackTimeout",
     "ClosedBeforeConnack",
     "LinkEvents",
@@ -217,7 +218,49 @@ class LinkEvents(Protocol):
     def _published(self, mid: int, reason_code: ReasonCode) -> None: ...
 
 
-class AiomqttDriver(aiomqtt.Client):
+class PahoCallbacks:
+    """paho's subscribe, unsubscribe, message and publish callbacks routed to the Link's events, written
+    once for both drivers (`AiomqttDriver` overrides aiomqtt's ``_on_*`` with them; `PahoDriver` hands
+    them to paho directly). The class using it sets ``self._events``.
+    """
+
+    _events: LinkEvents
+
+    def _on_subscribe(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        properties: Properties | None = None,
+    ) -> None:
+        self._events._resolve(mid, reason_codes[0].value if reason_codes else 0x80)
+
+    def _on_unsubscribe(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        properties: Properties | None = None,
+    ) -> None:
+        self._events._resolve(mid, reason_codes[0].value if reason_codes else 0)
+
+    def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        self._events._message(message)
+
+    def _on_publish(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        mid: int,
+        reason_code: ReasonCode,
+        properties: Properties,
+    ) -> None:
+        self._events._published(mid, reason_code)
+
+
+class AiomqttDriver(PahoCallbacks, aiomqtt.Client):
     """aiomqtt's client with paho's callbacks routed to a `Link` instead of aiomqtt's own queues."""
 
     def __init__(self, events: LinkEvents, **kwargs: Any) -> None:
@@ -303,38 +346,6 @@ class AiomqttDriver(aiomqtt.Client):
         loop = self._events_loop
         loop.call_soon_threadsafe(register)
 
-    def _on_subscribe(
-        self,
-        client: paho.Client,
-        userdata: Any,
-        mid: int,
-        reason_codes: list[ReasonCode],
-        properties: Properties | None = None,
-    ) -> None:
-        self._events._resolve(mid, reason_codes[0].value if reason_codes else 0x80)
-
-    def _on_unsubscribe(
-        self,
-        client: paho.Client,
-        userdata: Any,
-        mid: int,
-        reason_codes: list[ReasonCode],
-        properties: Properties | None = None,
-    ) -> None:
-        self._events._resolve(mid, reason_codes[0].value if reason_codes else 0)
-
-    def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
-        self._events._message(message)
-
-    def _on_publish(
-        self,
-        client: paho.Client,
-        userdata: Any,
-        mid: int,
-        reason_code: ReasonCode,
-        properties: Properties,
-    ) -> None:
-        self._events._published(mid, reason_code)
 
 
 # ---------------------------------------------------------------------------------- paho internals

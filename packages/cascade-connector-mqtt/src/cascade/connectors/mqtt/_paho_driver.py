@@ -24,12 +24,12 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from ._hooks import ClosedBeforeConnack, ConnackTimeout, LinkEvents
+from ._hooks import ClosedBeforeConnack, ConnackTimeout, LinkEvents, PahoCallbacks
 
 _MISC_INTERVAL = 1.0  # s between paho.loop_misc() calls (paho's keepalive check), as aiomqtt does
 
 
-class PahoDriver:
+class PahoDriver(PahoCallbacks):
     """A paho client wired into the running asyncio loop through paho's public API."""
 
     def __init__(
@@ -225,35 +225,3 @@ class PahoDriver:
         self._events._on_disconnect(reason_code, properties, bool(flags.is_disconnect_packet_from_server))
         self._set_lost()
 
-    def _on_subscribe(
-        self,
-        client: paho.Client,
-        userdata: Any,
-        mid: int,
-        reason_codes: list[ReasonCode],
-        properties: Properties | None = None,
-    ) -> None:
-        self._events._resolve(mid, reason_codes[0].value if reason_codes else 0x80)
-
-    def _on_unsubscribe(
-        self,
-        client: paho.Client,
-        userdata: Any,
-        mid: int,
-        reason_codes: list[ReasonCode],
-        properties: Properties | None = None,
-    ) -> None:
-        self._events._resolve(mid, reason_codes[0].value if reason_codes else 0)
-
-    def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
-        self._events._message(message)
-
-    def _on_publish(
-        self,
-        client: paho.Client,
-        userdata: Any,
-        mid: int,
-        reason_code: ReasonCode,
-        properties: Properties,
-    ) -> None:
-        self._events._published(mid, reason_code)
