@@ -35,7 +35,7 @@ from cascade.connectors.protocol import Connector
 
 from tests.brokers._paho import ProbeClient
 from tests.brokers._paho import Protocol as MqttProtocol
-from tests.brokers.servers._base import RunningBroker
+from tests.brokers.servers._base import PACKET_LIMIT, RunningBroker
 
 __all__ = ["BrokerHarness", "ControllableBroker", "Deviation", "addresses", "harness_for"]
 
@@ -61,7 +61,11 @@ class ControllableBroker(RunningBroker, Protocol):
 
 
 class BrokerHarness:
-    """`ContractHarness` + `SupportsInjectRaw` + `SupportsDrop` + `SupportsOutage` over one broker.
+    """`ContractHarness` + `SupportsInjectRaw` + `SupportsDrop` + `SupportsOutage` +
+    `SupportsPacketLimit` over one broker.
+
+    ``max_packet_size`` is the server's own (Mosquitto, ejabberd), else the nominal `PACKET_LIMIT` of a
+    broker that has no setting for one (RabbitMQ 3.10, aedes, amqtt: their oversize test is a deviation).
 
     `connector_options` are passed to every connector (the test's own options win); `protocol`, when not
     None, becomes the connector's ``protocol`` option; a broker's `credentials` become its username/password.
@@ -85,7 +89,9 @@ class BrokerHarness:
             self._options.setdefault("username", server.credentials[0])
             self._options.setdefault("password", server.credentials[1])
         self._made: list[tuple[MqttConnector, FaultProxy]] = []
-        self.capabilities: frozenset[str] = frozenset({"inject_raw", "drop", "stop_backend"})
+        self.max_packet_size: int = getattr(server, "max_packet_size", None) or PACKET_LIMIT
+        """Bytes: the broker's packet limit (see the class doc: nominal for brokers without a setting)."""
+        self.capabilities: frozenset[str] = frozenset({"inject_raw", "drop", "stop_backend", "packet_limit"})
         """Every capability of the contract (string values of ``cascade.connectors.testing.Capability``)."""
 
     async def new_connector(self, **options: Any) -> MqttConnector:

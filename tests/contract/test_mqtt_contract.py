@@ -4,7 +4,8 @@ Each test gets a private broker (so outage tests can stop it). The harness is th
 `cascade.connectors.mqtt.testing.MqttHarness`: every connector reaches the broker through its own
 `FaultProxy`, which is how ``drop`` cuts exactly that connector's connection abruptly (TCP reset, no
 DISCONNECT: Mosquitto publishes its last will); ``inject_raw`` publishes with a plain aiomqtt client,
-as a foreign client would.
+as a foreign client would. The broker has a 1 MiB ``max_packet_size`` (it announces it in CONNACK), so
+``packet_limit`` is declared too.
 """
 
 # --8<-- [start:private-broker]
@@ -14,7 +15,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest_asyncio
 from cascade.connectors.mqtt.testing import MosquittoServer, MqttHarness
-from cascade.connectors.testing import ALL_CAPABILITIES, ConnectorContract
+from cascade.connectors.testing import ALL_CAPABILITIES, DEFAULT_PACKET_LIMIT, ConnectorContract
 
 __all__ = ["MqttHarness", "TestMqttContract"]
 
@@ -22,7 +23,8 @@ __all__ = ["MqttHarness", "TestMqttContract"]
 class TestMqttContract(ConnectorContract):
     @pytest_asyncio.fixture
     async def harness(self, mosquitto_factory: Callable[..., MosquittoServer]) -> AsyncIterator[MqttHarness]:
-        harness = MqttHarness(mosquitto_factory())
+        # A Maximum Packet Size (1 MiB) the broker announces: the oversize test needs one (PACKET_LIMIT).
+        harness = MqttHarness(mosquitto_factory(max_packet_size=DEFAULT_PACKET_LIMIT))
         assert harness.capabilities == ALL_CAPABILITIES
         yield harness
         await harness.aclose()

@@ -118,6 +118,10 @@ class AuditedHarness:
     async def start_backend(self) -> None:
         await self.backend.start_backend()
 
+    @property
+    def max_packet_size(self) -> int:
+        return self.backend.max_packet_size
+
     async def aclose(self) -> None:
         await self.backend.aclose()
 

@@ -64,6 +64,6 @@ def test_the_contract_fails_the_forgetful_connector_on_retained_state(pytester: 
     assert not skipped
     assert set(failures) == EXPECTED_FAILURES
     contract_tests = [name for name in dir(ConnectorContract) if name.startswith("test_")]
-    assert len(passed) == len(contract_tests) - len(EXPECTED_FAILURES) == 41
+    assert len(passed) == len(contract_tests) - len(EXPECTED_FAILURES) == 42
     key = str(failures["test_subscribe_returns_after_retained_messages_were_delivered"].longrepr)
     assert "subscribe() returned before the retained messages were delivered" in key

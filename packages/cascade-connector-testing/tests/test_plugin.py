@@ -74,7 +74,10 @@ def test_missing_capabilities_skip_with_a_message_naming_them(pytester: pytest.P
     assert "Capability.DROP" in reasons["test_abrupt_loss_reconnects_and_resubscribes"]
     malformed = reasons["test_malformed_inbound_messages_are_skipped_logged_and_counted"]
     assert "Capability.INJECT_RAW" in malformed
-    assert len(skipped) == 12  # 2 need INJECT_RAW, 2 DROP, 8 STOP_BACKEND
+    limit = reasons["test_oversize_messages_are_refused_in_the_caller"]
+    assert "Capability.PACKET_LIMIT" in limit
+    assert "max_packet_size" in limit
+    assert len(skipped) == 13  # 2 need INJECT_RAW, 2 DROP, 8 STOP_BACKEND, 1 PACKET_LIMIT
     assert len(passed) == 40
 
 

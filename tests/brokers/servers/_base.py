@@ -25,6 +25,7 @@ from typing import Protocol, Self
 from cascade.connectors.protocol import ConnectorError
 
 __all__ = [
+    "PACKET_LIMIT",
     "BrokerNotInstalledError",
     "BrokerServer",
     "BrokerStartError",
@@ -35,6 +36,12 @@ __all__ = [
     "mqtt_connack",
 ]
 
+
+PACKET_LIMIT = 1024 * 1024
+"""Bytes: the packet limit the matrix gives a broker that has a setting for one (Mosquitto's
+``max_packet_size``; ejabberd's ``max_payload_size``, a payload bound, so every packet up to it is
+accepted). RabbitMQ 3.10, aedes and amqtt have none: for them the limit is nominal (the contract's
+oversize test is their declared deviation)."""
 
 _SEARCH = ("/usr/lib/erlang/bin", "/usr/sbin", "/usr/bin", "/usr/local/bin")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
-from ._base import BrokerServer, find_program, free_port
+from ._base import PACKET_LIMIT, BrokerServer, find_program, free_port
 from ._erlang import ErlangRuntime
 
 __all__ = ["EjabberdServer", "ejabberd_version"]
@@ -44,6 +44,10 @@ class EjabberdServer(BrokerServer):
     username = "cascade"
     password = "anonymous"
 
+    max_packet_size = PACKET_LIMIT
+    """Bytes: the listener's ``max_payload_size`` (ejabberd closes with 0x95 "Packet too large" beyond
+    it, but announces no Maximum Packet Size in its MQTT 5 CONNACK; checked with a plain paho client)."""
+
     def __init__(self) -> None:
         super().__init__()
         find_program("ejabberdctl")  # BrokerNotInstalledError when the package is missing
@@ -69,6 +73,7 @@ class EjabberdServer(BrokerServer):
                     '    ip: "127.0.0.1"',
                     "    module: mod_mqtt",
                     "    backlog: 1000",
+                    f"    max_payload_size: {self.max_packet_size}",
                     "modules:",
                     "  mod_mqtt: {}",
                 ]

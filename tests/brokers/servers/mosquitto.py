@@ -8,7 +8,7 @@ from typing import Any
 
 from cascade.connectors.mqtt.mosquitto import MosquittoServer
 
-from ._base import BrokerStartError, mqtt_connack
+from ._base import PACKET_LIMIT, BrokerStartError, mqtt_connack
 
 __all__ = ["MosquittoBroker", "mosquitto_version"]
 
@@ -23,12 +23,16 @@ def mosquitto_version(executable: str) -> str:
 
 
 class MosquittoBroker(MosquittoServer):
-    """Mosquitto on a free loopback port (see `MosquittoServer`), named ``mosquitto`` in the matrix."""
+    """Mosquitto on a free loopback port (see `MosquittoServer`), named ``mosquitto`` in the matrix.
+
+    Its ``max_packet_size`` is `PACKET_LIMIT` unless given (it announces it to MQTT 5 clients).
+    """
 
     name = "mosquitto"
     credentials: tuple[str, str] | None = None
 
     def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_packet_size", PACKET_LIMIT)
         super().__init__(**kwargs)
 
     def wait_ready(self, timeout: float = 10.0) -> None:

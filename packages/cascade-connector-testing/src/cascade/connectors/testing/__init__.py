@@ -5,8 +5,8 @@
   `settle`). Importing them does not import pytest.
 - `ConnectorContract`: the pytest suite every connector passes; subclass it and provide a ``harness``
   fixture (`ContractHarness`; optional capabilities declared in ``capabilities`` as `Capability`
-  members, implemented by `SupportsInjectRaw`, `SupportsDrop`, `SupportsOutage`). It is imported (with
-  pytest) on first use of its name.
+  members, implemented by `SupportsInjectRaw`, `SupportsDrop`, `SupportsOutage`,
+  `SupportsPacketLimit`). It is imported (with pytest) on first use of its name.
 - `eventually`, `Recorder`: helpers for asynchronous assertions.
 
 The pytest plugin (``cascade.connectors.testing.plugin``) adds the ``memory_broker`` and
@@ -22,12 +22,14 @@ from typing import TYPE_CHECKING, Any
 from ._eventually import eventually
 from ._harness import (
     ALL_CAPABILITIES,
+    DEFAULT_PACKET_LIMIT,
     Capability,
     ContractHarness,
     InMemoryHarness,
     SupportsDrop,
     SupportsInjectRaw,
     SupportsOutage,
+    SupportsPacketLimit,
 )
 from ._memory import (
     InMemoryBroker,
@@ -74,6 +76,8 @@ __all__ = [
     "SupportsInjectRaw",
     "SupportsDrop",
     "SupportsOutage",
+    "SupportsPacketLimit",
+    "DEFAULT_PACKET_LIMIT",
     "InMemoryHarness",
     "Recorder",
     "eventually",

@@ -2,8 +2,9 @@
 
 `ContractHarness` is required. A harness may also offer optional capabilities: it DECLARES them in
 its ``capabilities`` attribute (a frozenset of `Capability`) and implements the matching protocol
-(`SupportsInjectRaw`, `SupportsDrop`, `SupportsOutage`). A contract test that needs a capability the
-harness does not declare is skipped with a message naming it and saying how to enable it.
+(`SupportsInjectRaw`, `SupportsDrop`, `SupportsOutage`, `SupportsPacketLimit`). A contract test that
+needs a capability the harness does not declare is skipped with a message naming it and saying how to
+enable it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ __all__ = [
     "SupportsInjectRaw",
     "SupportsDrop",
     "SupportsOutage",
+    "SupportsPacketLimit",
+    "DEFAULT_PACKET_LIMIT",
     "InMemoryHarness",
 ]
 
@@ -22,7 +25,7 @@ import asyncio
 import enum
 from typing import Any, Protocol, runtime_checkable
 
-from cascade.connectors.protocol import Connector
+from cascade.connectors.protocol import Connector, ConnectorError
 
 from ._memory import InMemoryBroker, InMemoryConnector
 
@@ -40,10 +43,16 @@ class Capability(enum.StrEnum):
     """`SupportsDrop`: cut one connector's connection abruptly, so the last will fires."""
     STOP_BACKEND = "stop_backend"
     """`SupportsOutage`: stop and restart the whole backend, keeping retained state."""
+    PACKET_LIMIT = "packet_limit"
+    """`SupportsPacketLimit`: the backend announces a Maximum Packet Size to connectors, and says it."""
 
 
 ALL_CAPABILITIES: frozenset[Capability] = frozenset(Capability)
-"""Every capability: what a harness over a backend it fully controls declares."""
+"""Every capability: what a harness over a backend it fully controls (and gives a packet limit) declares."""
+
+DEFAULT_PACKET_LIMIT = 1024 * 1024
+"""Bytes: the Maximum Packet Size of the broker `InMemoryHarness` makes when given none (1 MiB, far
+above what any other contract test publishes)."""
 
 
 @runtime_checkable
@@ -109,15 +118,27 @@ class SupportsOutage(Protocol):
         ...
 
 
+@runtime_checkable
+class SupportsPacketLimit(Protocol):
+    """Capability: the backend has a packet size limit it announces to every connector when it connects."""
+
+    @property
+    def max_packet_size(self) -> int:
+        """Bytes: the largest MQTT-style packet (a whole PUBLISH: header, topic and payload) the backend
+        accepts, and announces to connectors when they connect (MQTT 5: CONNACK Maximum Packet Size).
+        """
+        ...
+
+
 class InMemoryHarness:
     """The contract harness over an `InMemoryBroker`, with every capability (`ALL_CAPABILITIES`).
 
-    `new_connector` accepts the `InMemoryConnector` keyword options and makes a `connector_class`
-    (an `InMemoryConnector` subclass, to run the contract over a variant). `aclose` (called by the
-    fixture at teardown) restarts a stopped broker and disconnects every connector it made.
+    Without a `broker` it makes one whose ``max_packet_size`` is `DEFAULT_PACKET_LIMIT`; over a given
+    broker without a limit it declares every capability but ``PACKET_LIMIT``. `new_connector` accepts
+    the `InMemoryConnector` keyword options and makes a `connector_class` (an `InMemoryConnector`
+    subclass, to run the contract over a variant). `aclose` (called by the fixture at teardown)
+    restarts a stopped broker and disconnects every connector it made.
     """
-
-    capabilities: frozenset[Capability] = ALL_CAPABILITIES
 
     def __init__(
         self,
@@ -125,7 +146,7 @@ class InMemoryHarness:
         *,
         connector_class: type[InMemoryConnector] = InMemoryConnector,
     ) -> None:
-        self.broker = broker if broker is not None else InMemoryBroker()
+        self.broker = broker if broker is not None else InMemoryBroker(max_packet_size=DEFAULT_PACKET_LIMIT)
         self.connector_class = connector_class
         self._made: list[InMemoryConnector] = []
 
@@ -137,6 +158,24 @@ class InMemoryHarness:
         connector = self.connector_class(self.broker, **options)
         self._made.append(connector)
         return connector
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        """The declared capabilities: all, ``PACKET_LIMIT`` only when the broker has a ``max_packet_size``.
+
+        A subclass may replace it with a class attribute.
+        """
+        if self.broker.max_packet_size is None:
+            return ALL_CAPABILITIES - {Capability.PACKET_LIMIT}
+        return ALL_CAPABILITIES
+
+    @property
+    def max_packet_size(self) -> int:
+        """The broker's ``max_packet_size`` (bytes); `ConnectorError` if it has none."""
+        limit = self.broker.max_packet_size
+        if limit is None:
+            raise ConnectorError("this InMemoryHarness's broker has no max_packet_size")
+        return limit
 
     async def inject_raw(self, topic: str, data: bytes, retain: bool = False) -> None:
         """`InMemoryBroker.inject`."""

@@ -29,19 +29,22 @@ _NOTICE_TIMEOUT = 10.0
 INJECT_RAW = "inject_raw"
 DROP = "drop"
 STOP_BACKEND = "stop_backend"
+PACKET_LIMIT = "packet_limit"
 
 
 class MqttHarness:
     """Makes `MqttConnector` instances on one broker for `ConnectorContract` (``harness`` fixture).
 
-    Either give it a `MosquittoServer` it may stop and restart (every capability: ``inject_raw``,
-    ``drop``, ``stop_backend``), or point it at your own broker with ``host``/``port`` and, if needed,
-    ``username``/``password``/``tls``: then it cannot stop the broker, so ``stop_backend`` is not
-    declared and the outage tests skip, saying so. ``drop`` needs a `FaultProxy` in front of each
-    connector (a local TCP forwarder that can cut the connection abruptly): on by default without TLS;
-    with TLS the connector would verify the certificate against ``127.0.0.1``, so pass
-    ``fault_proxy=True`` only with an `ssl.SSLContext` that accepts that. ``connector_options`` are
-    extra `MqttConnector` keywords for every connector. Raises `ValueError` for a bad combination.
+    Either give it a `MosquittoServer` it may stop and restart (``inject_raw``, ``drop``,
+    ``stop_backend``, and ``packet_limit`` when the server has a ``max_packet_size``: every
+    capability), or point it at your own broker with ``host``/``port`` and, if needed,
+    ``username``/``password``/``tls``: then it cannot stop the broker nor knows its limit, so
+    ``stop_backend`` and ``packet_limit`` are not declared and those tests skip, saying so. ``drop``
+    needs a `FaultProxy` in front of each connector (a local TCP forwarder that can cut the connection
+    abruptly): on by default without TLS; with TLS the connector would verify the certificate against
+    ``127.0.0.1``, so pass ``fault_proxy=True`` only with an `ssl.SSLContext` that accepts that.
+    ``connector_options`` are extra `MqttConnector` keywords for every connector. Raises `ValueError`
+    for a bad combination.
     """
 
     def __init__(
@@ -71,6 +74,8 @@ class MqttHarness:
             declared.add(DROP)
         if server is not None:
             declared.add(STOP_BACKEND)
+            if server.max_packet_size is not None:
+                declared.add(PACKET_LIMIT)
         self.capabilities: frozenset[str] = frozenset(declared)
         """The declared capabilities (string values of ``cascade.connectors.testing.Capability``)."""
         self._made: list[tuple[MqttConnector, FaultProxy | None]] = []
@@ -101,6 +106,17 @@ class MqttHarness:
         )
         self._made.append((connector, proxy))
         return connector
+
+    @property
+    def max_packet_size(self) -> int:
+        """Bytes: the `MosquittoServer`'s ``max_packet_size`` (``packet_limit``).
+
+        Raises `ConnectorError` if it has none (or this harness runs on your broker).
+        """
+        limit = self.server.max_packet_size if self.server is not None else None
+        if limit is None:
+            raise ConnectorError("this MqttHarness's broker has no known max_packet_size")
+        return limit
 
     async def inject_raw(self, topic: str, data: bytes, retain: bool = False) -> None:
         """Publish `data` unchanged (QoS 1) with a plain aiomqtt client, as a foreign client would."""

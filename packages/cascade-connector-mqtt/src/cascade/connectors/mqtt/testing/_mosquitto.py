@@ -83,7 +83,11 @@ class MosquittoServer:
     - `acl` is the text of an ACL file (``user``/``topic read|write|readwrite`` lines).
     - `persistence` keeps retained messages across `stop()`/`start()` (saved on graceful stop).
     - `max_queued_messages` (0 = unlimited) bounds what the broker queues per client.
-    Raises `MosquittoNotFoundError` if the binary is missing.
+    - `max_packet_size` (bytes, None = no limit) is the largest packet the broker accepts (it
+      disconnects a client that sends more) and announces to MQTT 5 clients in CONNACK; kept as
+      the attribute of the same name.
+    Raises `MosquittoNotFoundError` if the binary is missing, `ValueError` for a `max_packet_size`
+    below 20 (Mosquitto refuses those).
     """
 
     def __init__(
@@ -94,6 +98,7 @@ class MosquittoServer:
         tls: TlsFiles | None = None,
         persistence: bool = True,
         max_queued_messages: int = 1000,
+        max_packet_size: int | None = None,
         extra_config: str = "",
         executable: str | None = None,
     ) -> None:
@@ -103,7 +108,15 @@ class MosquittoServer:
                 "mosquitto is not installed "
                 "(Debian/Ubuntu: apt-get install mosquitto; macOS: brew install mosquitto)"
             )
+        if max_packet_size is not None and (
+            not isinstance(max_packet_size, int) or isinstance(max_packet_size, bool) or max_packet_size < 20
+        ):
+            raise ValueError(
+                f"max_packet_size must be an int of at least 20 or None, not {max_packet_size!r}"
+            )
         self.executable = exe
+        self.max_packet_size = max_packet_size
+        """Bytes: the broker's Maximum Packet Size (``max_packet_size`` in its config), or None."""
         self.host = "127.0.0.1"
         self.port = free_port()
         self.tls = tls
@@ -129,6 +142,8 @@ class MosquittoServer:
             "log_type information",
             "connection_messages true",
         ]
+        if max_packet_size is not None:
+            lines.append(f"max_packet_size {max_packet_size}")
         if users:
             password_file = self._dir / "passwords"
             password_file.write_text("".join(_password_line(u, p) + "\n" for u, p in users.items()))

@@ -8,7 +8,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from cascade.connectors.protocol import TopicError
+from cascade.connectors.protocol import PayloadError, TopicError
 
 from .._recorder import Recorder
 from .kit import FAST_RECONNECT, OUTAGE_TIMEOUT, OUTAGE_WAIT, ContractKit, contract_test, stats_of
@@ -125,6 +125,35 @@ class InboundTests:
         await connector.subscribe(topic, received)
         await connector.publish(topic, {"ok": True}, qos=1)
         await contract.wait_for(received, 1)
+
+    @contract_test()
+    async def test_oversize_messages_are_refused_in_the_caller(self, contract: ContractKit) -> None:
+        """Promise 14 (no poison): needs `Capability.PACKET_LIMIT`. A message whose PUBLISH would exceed
+        the Maximum Packet Size the backend announced at connect raises `PayloadError` (naming the
+        limit) in `publish`, at QoS 0 and 1; it is not counted (neither published nor dropped), never
+        sent, and the connection stays up (no reconnect): a small message after it is delivered. If
+        this fails, read the limit the backend announces (MQTT 5: CONNACK Maximum Packet Size) and
+        compare each PUBLISH's size with it before queueing the message.
+        """
+        limit = contract.need_packet_limit()
+        subscriber = await contract.connected()
+        publisher = await contract.connected(**FAST_RECONNECT)  # a failing connector reconnects fast
+        topic = contract.topic("oversize")
+        received = Recorder()
+        await subscriber.subscribe(topic, received)
+        before = stats_of(publisher)
+        big = {"big": "x" * limit}  # the payload alone is larger than the whole packet may be
+        for qos in (0, 1):
+            with pytest.raises(PayloadError, match=str(limit)):
+                await publisher.publish(topic, big, qos=qos)
+        await publisher.publish(topic, {"small": True}, qos=1)
+        await contract.wait_for(received, 1)
+        await contract.sentinel(publisher, topic, received)
+        assert received.payloads == [{"small": True}], "a refused message was sent after all"
+        stats = stats_of(publisher)
+        counted = (stats.published - before.published, stats.dropped - before.dropped)
+        assert counted == (2, 0), f"(published, dropped) grew by {counted}: the refused ones count"
+        assert stats.reconnects == before.reconnects == 0, "the connection was lost: the limit was sent"
 
     @contract_test(OUTAGE_TIMEOUT)
     async def test_accounting_after_disconnect_is_exact(self, contract: ContractKit) -> None:

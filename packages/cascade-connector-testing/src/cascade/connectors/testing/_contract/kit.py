@@ -32,7 +32,14 @@ import pytest
 from cascade.connectors.protocol import Connector, ConnectorStats, StatusMessage
 
 from .._eventually import eventually
-from .._harness import Capability, ContractHarness, SupportsDrop, SupportsInjectRaw, SupportsOutage
+from .._harness import (
+    Capability,
+    ContractHarness,
+    SupportsDrop,
+    SupportsInjectRaw,
+    SupportsOutage,
+    SupportsPacketLimit,
+)
 from .._recorder import Recorder
 
 P = ParamSpec("P")
@@ -96,6 +103,11 @@ _CAPABILITY_HELP = {
         SupportsOutage,
         "async def stop_backend(self) -> None and async def start_backend(self) -> None "
         "(restart the backend, keeping retained state)",
+    ),
+    Capability.PACKET_LIMIT: (
+        SupportsPacketLimit,
+        "a max_packet_size: int attribute or property "
+        "(bytes: the largest packet the backend accepts and announces to connectors)",
     ),
 }
 
@@ -251,6 +263,21 @@ class ContractKit:
         """The harness as `SupportsOutage`, or skip (`Capability.STOP_BACKEND`)."""
         self.need(Capability.STOP_BACKEND)
         return cast(SupportsOutage, self.harness)
+
+    def need_packet_limit(self) -> int:
+        """The harness's ``max_packet_size`` (bytes), or skip (`Capability.PACKET_LIMIT`).
+
+        Fails the test when the declared value is not an int of at least 64.
+        """
+        self.need(Capability.PACKET_LIMIT)
+        limit: object = cast(SupportsPacketLimit, self.harness).max_packet_size
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 64:
+            pytest.fail(
+                f"harness {type(self.harness).__name__} declares Capability.PACKET_LIMIT but its "
+                f"max_packet_size is {limit!r}, not an int of at least 64 (bytes)",
+                pytrace=False,
+            )
+        return limit
 
     async def stop_backend(self) -> None:
         """Stop the backend (restarted at teardown if the test fails before `start_backend`)."""
