@@ -14,7 +14,6 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -35,7 +34,8 @@ import asyncio, os, sys
 from pathlib import Path
 from cascade.connectors.mqtt import MqttConnector
 
-port, protocol, out, ready = int(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4])
+port, protocol, topic, window = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
+out, ready = Path(sys.argv[5]), Path(sys.argv[6])
 
 
 async def main() -> None:
@@ -49,9 +49,9 @@ async def main() -> None:
         handled.flush()
         os.fsync(handled.fileno())
 
-    connector = MqttConnector("127.0.0.1", port, protocol=protocol, max_inbound=%d)
+    connector = MqttConnector("127.0.0.1", port, protocol=protocol, max_inbound=window)
     await connector.connect()
-    await connector.subscribe(%r, on_message)
+    await connector.subscribe(topic, on_message)
     written = ready.with_suffix(".tmp")
     written.write_text(connector.protocol_version or "")
     written.rename(ready)  # whole, or not there yet
@@ -59,7 +59,7 @@ async def main() -> None:
 
 
 asyncio.run(main())
-""" % (WINDOW, TOPIC)
+"""
 
 
 @dataclass
@@ -137,26 +137,28 @@ async def test_a_puback_only_ever_follows_the_callback_even_across_sigkill(
     handled, ready = tmp_path / "handled.txt", tmp_path / "ready.txt"
     async with FaultProxy(broker.host, broker.port) as proxy:
         proxy.record = True
-        child = subprocess.Popen(
-            [sys.executable, str(script), str(proxy.port), protocol, str(handled), str(ready)],
-            env={**os.environ, "CASCADE_MQTT_PUBLIC_API_ONLY": ""},
+        child = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *(str(arg) for arg in (script, proxy.port, protocol, TOPIC, WINDOW, handled, ready)),
+            env={**os.environ, "CASCADE_MQTT_PUBLIC_API_ONLY": ""},  # the default (private hooks) driver
         )
         try:
-            await eventually(lambda: ready.exists() or child.poll() is not None, 30)
-            assert child.poll() is None, f"the subscriber exited with {child.returncode}"
+            await eventually(lambda: ready.exists() or child.returncode is not None, 30)
+            assert child.returncode is None, f"the subscriber exited with {child.returncode}"
             assert ready.read_text() == version
             publisher = MqttConnector(broker.host, broker.port)
             async with publisher:
                 sends = asyncio.gather(*(publisher.publish(TOPIC, {"seq": i}, qos=1) for i in range(TOTAL)))
-                await eventually(lambda: len(_lines(handled)) >= KILL_AT or child.poll() is not None, 60)
+                await eventually(lambda: len(_lines(handled)) >= KILL_AT or child.returncode is not None, 60)
                 child.send_signal(signal.SIGKILL)
-                await asyncio.to_thread(child.wait, 10)
+                async with asyncio.timeout(10):
+                    await child.wait()
                 await sends
             await eventually(lambda: proxy.active == 0, 10)
         finally:
-            if child.poll() is None:
+            if child.returncode is None:
                 child.kill()
-                child.wait(10)
+                await child.wait()
         assert child.returncode == -signal.SIGKILL, "the subscriber ended before it was killed"
         assert proxy.connections == 1, "the subscriber reconnected: the capture is not one session"
         capture = parse(proxy.recorded)
