@@ -8,7 +8,10 @@ Put it between a connector and its broker (``MqttConnector("127.0.0.1", proxy.po
   waiting for its CONNACK times out);
 - `refuse` (attribute) closes new connections as soon as they are accepted;
 - `frozen` (attribute) makes every connection, open or new, swallow what it receives in both directions
-  without closing (a dead network path that neither side has noticed yet); `discarded` counts the bytes.
+  without closing (a dead network path that neither side has noticed yet); `discarded` counts the bytes;
+- `record` (attribute) keeps a copy of every chunk forwarded while it is set, in `recorded`, in the order
+  the proxy forwarded them across both directions: ``(connection number, "up" or "down", bytes)``
+  ("up": client to broker). A packet may span chunks: join each direction's chunks to parse it.
 
 Never used by `MqttConnector` itself.
 """
@@ -27,7 +30,8 @@ class FaultProxy:
 
     Use ``async with FaultProxy(host, port) as proxy:`` (or `start`/`close`). `port` is chosen free when
     started. `connections` counts the connections accepted so far; `active` is how many are open;
-    `discarded` counts the bytes swallowed while `frozen`.
+    `discarded` counts the bytes swallowed while `frozen`; `recorded` holds what was forwarded while
+    `record` was set (connection numbers count from 1, as `connections` does).
     """
 
     def __init__(self, target_host: str, target_port: int, *, host: str = "127.0.0.1") -> None:
@@ -39,6 +43,8 @@ class FaultProxy:
         self.refuse = False
         self.frozen = False
         self.discarded = 0
+        self.record = False
+        self.recorded: list[tuple[int, str, bytes]] = []
         self.connections = 0
         self._server: asyncio.Server | None = None
         self._pairs: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter | None]] = set()
@@ -94,6 +100,7 @@ class FaultProxy:
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        number = self.connections
         self._changed.set()
         if self.refuse:
             writer.transport.abort()
@@ -114,8 +121,8 @@ class FaultProxy:
             return
         pair = (writer, up_writer)
         self._pairs.add(pair)
-        forward = asyncio.create_task(self._pump(reader, up_writer))
-        backward = asyncio.create_task(self._pump(up_reader, writer))
+        forward = asyncio.create_task(self._pump(reader, up_writer, (number, "up")))
+        backward = asyncio.create_task(self._pump(up_reader, writer, (number, "down")))
         self._tasks.update((forward, backward))
         try:
             await asyncio.wait({forward, backward}, return_when=asyncio.FIRST_COMPLETED)
@@ -127,7 +134,9 @@ class FaultProxy:
             writer.transport.abort()
             up_writer.transport.abort()
 
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pump(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, label: tuple[int, str]
+    ) -> None:
         with contextlib.suppress(ConnectionError, OSError):
             while True:
                 data = await reader.read(65536)
@@ -137,6 +146,8 @@ class FaultProxy:
                     self.discarded += len(data)
                     self._changed.set()
                     continue
+                if self.record:
+                    self.recorded.append((*label, data))
                 writer.write(data)
                 await writer.drain()
 
