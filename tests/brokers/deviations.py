@@ -15,6 +15,7 @@ __all__ = [
     "AMQTT_DEVIATIONS",
     "EJABBERD_DEVIATIONS",
     "MOSQUITTO_311_DEVIATIONS",
+    "RABBITMQ_CLUSTER_DEVIATIONS",
     "RABBITMQ_DEVIATIONS",
 ]
 
@@ -38,10 +39,11 @@ _IN_MEMORY = (
 )
 
 _AMQTT_REPLAY = Deviation(
-    "amqtt 0.12's retained replay is wrong: a plain paho client subscribing to one exact topic also got "
-    "the retained message of the topic another client had just subscribed to (4 of 5 trials, "
-    "not yet a truth-table row), and through the connector a presence message arrived twice; the "
-    "connector drops copies that match none of its filters, not repeats on the same topic",
+    "amqtt 0.12 replays to a client that connects the retained messages of every filter any client has "
+    "subscribed, not only of its own subscriptions (truth table: retained replay only for the subscribed "
+    "topic = no), so through the connector a presence message arrived twice; the connector drops copies "
+    "that match none of its filters, not repeats on the same topic; workaround: handle presence "
+    "idempotently",
     race=True,
 )
 
@@ -72,10 +74,49 @@ RABBITMQ_DEVIATIONS: Mapping[str, str | Deviation] = {
     "test_subscribe_returns_after_retained_messages_were_delivered": _NO_RETAINED_ON_WILDCARDS,
     "test_retained_replay_goes_only_to_the_new_subscription": _NO_RETAINED_ON_WILDCARDS,
     "test_a_connector_receives_its_own_messages": Deviation(
-        "right after a SUBACK, RabbitMQ 3.10 may deliver a client's QoS 0 publish after its next QoS 1 "
-        "publish (reproduced with a plain paho client: 4 of 10 trials reversed, /tmp probe in the "
-        "negotiate report; not yet a truth-table row); workaround: publish what must stay in order at "
-        "one QoS",
+        "right after a SUBSCRIBE and its sync marker, RabbitMQ 3.10 may deliver a client's QoS 0 publish on "
+        "the new topic after its next QoS 1 publish (truth table: QoS 0 then QoS 1 right after SUBACK in "
+        "order = no); workaround: publish what must stay in order at one QoS",
+        race=True,
+    ),
+}
+
+_RETAINED_PER_NODE = (
+    "RabbitMQ 3.10 keeps a retained message on the cluster node that received it: a new subscription on "
+    "the other node gets no retained state (checked with plain paho on the cluster: test_rabbitmq_cluster.py"
+    "::test_retained_state_stays_on_the_node_that_received_it; live messages and last wills do cross "
+    "nodes), and the cell's connectors alternate between the nodes; workaround: publish and read "
+    "retained state through the same node"
+)
+
+# The cluster cell (connectors alternate between two nodes): RabbitMQ's own deviations, plus what a
+# node-local retained store breaks.
+RABBITMQ_CLUSTER_DEVIATIONS: Mapping[str, str | Deviation] = {
+    **RABBITMQ_DEVIATIONS,
+    **dict.fromkeys(
+        [
+            "test_abrupt_loss_publishes_the_last_will_then_online_again",
+            "test_abrupt_loss_reconnects_and_resubscribes",
+            "test_connect_publishes_retained_online_presence",
+            "test_graceful_disconnect_publishes_retained_offline_presence",
+            "test_injected_empty_retained_payload_clears",
+            "test_qos1_publish_returns_after_the_backend_accepted_it",
+            "test_retained_publish_replaces_previous_state",
+            "test_subscribe_during_an_outage_registers_and_returns",
+            "test_subscribe_from_inside_a_callback",
+        ],
+        _RETAINED_PER_NODE,
+    ),
+    # The observer (node B) asks for the worker's (node A) retained status after the outage: it passed
+    # in 1 of 5 runs here (why the once is not known), so declared as a race.
+    "test_presence_is_online_again_after_an_outage": Deviation(_RETAINED_PER_NODE, race=True),
+    # Not a broker fact (nothing to check with plain paho): how the cell's outage meets the connector.
+    "test_accounting_after_disconnect_is_exact": Deviation(
+        "the cluster cell's outage resets every connection at once (tests/brokers/cluster_harness.py), "
+        "not a broker's graceful stop of a few seconds; when it comes before the PUBACK of the confirm "
+        "publish after the 20 QoS 0 messages, the connector puts them back in its queue (they might not "
+        "have arrived) and disconnect() during the outage counts all 50 as dropped (3 of 6 runs here); "
+        "open question for the connector, not a RabbitMQ behaviour",
         race=True,
     ),
     "test_oversize_messages_are_refused_in_the_caller": _OVERSIZE_311_NOMINAL,

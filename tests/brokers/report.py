@@ -29,6 +29,7 @@ MATRIX: list[tuple[str, str]] = [
     ("mosquitto", "5"),
     ("mosquitto", "3.1.1"),
     ("rabbitmq", "3.1.1"),
+    ("rabbitmq-cluster", "3.1.1"),
     ("ejabberd", "5"),
     ("ejabberd", "3.1.1"),
     ("aedes", "3.1.1"),
@@ -60,9 +61,12 @@ def _cell(value: Any) -> str:
         return "yes"
     if value is False:
         return "**no**"
-    if isinstance(value, dict) and "in_order" in value:
-        verdict = "yes" if value["in_order"] else "**no**"
-        return f"{verdict} ({value['retained']} retained, {value['filter']} filter, {value['trials']} trials)"
+    if isinstance(value, dict) and "trials" in value:  # a fact measured over trials: its verdict + how
+        verdict = next(v for v in value.values() if isinstance(v, bool))
+        how = [f"{value['retained']} retained"] if "retained" in value else []
+        how += [f"{value['filter']} filter"] if "filter" in value else []
+        how.append(f"{value['trials']} trials")
+        return f"{_cell(verdict)} ({', '.join(how)})"
     return str(value).replace("|", "\\|")
 
 

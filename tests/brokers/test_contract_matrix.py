@@ -7,25 +7,30 @@ outcomes land in results/contract-<broker>-<protocol>.json; docs/brokers.md's ta
 them (``python -m tests.brokers.report``).
 
 One broker per cell for the whole class (contract tests use unique topics); a test that stops the
-broker has it started again by the next test's fixture.
+broker has it started again by the next test's fixture. The RabbitMQ cluster cell starts its own
+two-node cluster for the class and spreads the connectors over both nodes (`ClusterHarness`).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, ClassVar
 
+import pytest
 import pytest_asyncio
 from cascade.connectors.testing import ConnectorContract
 
+from tests.brokers.cluster_harness import ClusterHarness
 from tests.brokers.deviations import (
     AEDES_DEVIATIONS,
     AMQTT_DEVIATIONS,
     EJABBERD_DEVIATIONS,
     MOSQUITTO_311_DEVIATIONS,
+    RABBITMQ_CLUSTER_DEVIATIONS,
     RABBITMQ_DEVIATIONS,
 )
 from tests.brokers.harness import BrokerHarness, Deviation, harness_for
+from tests.brokers.servers.cluster import RabbitMQCluster
 
 
 def _declared(deviations: Mapping[str, str | Deviation]) -> Mapping[str, str]:
@@ -61,6 +66,25 @@ class TestRabbitMQContract(_Cell):
     matrix: ClassVar[tuple[str, str]] = ("rabbitmq", "3.1.1")
     known_deviations: ClassVar[Mapping[str, str]] = _declared(RABBITMQ_DEVIATIONS)
     racy_deviations: ClassVar[frozenset[str]] = _racy(RABBITMQ_DEVIATIONS)
+
+
+class TestRabbitMQClusterContract(ConnectorContract):
+    """The contract on a two-node RabbitMQ cluster, connectors alternating between the nodes."""
+
+    matrix: ClassVar[tuple[str, str]] = ("rabbitmq-cluster", "3.1.1")
+    known_deviations: ClassVar[Mapping[str, str]] = _declared(RABBITMQ_CLUSTER_DEVIATIONS)
+    racy_deviations: ClassVar[frozenset[str]] = _racy(RABBITMQ_CLUSTER_DEVIATIONS)
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def cluster(cls) -> Iterator[RabbitMQCluster]:
+        with RabbitMQCluster(2) as started:
+            yield started
+
+    @pytest_asyncio.fixture
+    async def harness(self, cluster: RabbitMQCluster) -> AsyncIterator[ClusterHarness]:
+        async with ClusterHarness(cluster) as harness:
+            yield harness
 
 
 class TestEjabberd5Contract(_Cell):

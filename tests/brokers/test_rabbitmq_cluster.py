@@ -14,6 +14,7 @@ import pytest
 
 from tests.brokers._paho import ProbeClient, unique
 from tests.brokers.servers.cluster import RabbitMQCluster
+from tests.brokers.truth import ABSENCE_WAIT
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +26,28 @@ def cluster() -> Iterator[RabbitMQCluster]:
 def test_both_nodes_run_in_one_cluster(cluster: RabbitMQCluster) -> None:
     assert cluster.running_nodes() == sorted(node.node for node in cluster.nodes)
     assert len({node.port for node in cluster.nodes}) == 2
+
+
+def test_retained_state_stays_on_the_node_that_received_it(cluster: RabbitMQCluster) -> None:
+    """A retained message published on node A reaches a new subscription on A, never one on B.
+
+    The reason of the cluster contract cell's retained deviations (tests/brokers/deviations.py). The
+    absence on B is a bounded wait after a barrier through B.
+    """
+    node_a, node_b = cluster.nodes
+    got: dict[str, list[bool]] = {"A": [], "B": []}
+    with ProbeClient(node_a.host, node_a.port, "3.1.1") as publisher:
+        for _trial in range(3):
+            topic = unique("cascade-cluster/retained")
+            payload = unique("state").encode()
+            assert publisher.publish(topic, payload, retain=True) == 0
+            for name, node in (("A", node_a), ("B", node_b)):
+                with ProbeClient(node.host, node.port, "3.1.1") as subscriber:
+                    subscriber.subscribe(topic)
+                    subscriber.barrier()
+                    got[name].append(subscriber.poll(lambda: subscriber.count(payload) > 0, ABSENCE_WAIT))  # noqa: B023
+            assert publisher.publish(topic, b"", retain=True) == 0
+    assert got == {"A": [True] * 3, "B": [False] * 3}
 
 
 def test_a_publisher_fails_over_from_node_a_to_node_b(cluster: RabbitMQCluster) -> None:

@@ -36,6 +36,8 @@ def _facts(**overrides: Any) -> dict[str, Any]:
         "dollar_publish": "accepted",
         "dollar_roundtrip": True,
         "marker_after_retained": {"in_order": True, "trials": 3, "retained": 50, "filter": "wildcard"},
+        "mixed_qos_order": {"in_order": True, "trials": 100},
+        "retained_replay_own_topic": {"only_own_topic": True, "trials": 5},
         "empty_retained_clears": True,
         "will_on_abrupt_close": True,
         "message_expiry": _MQTT5_ONLY,
@@ -65,6 +67,9 @@ EXPECTED: dict[str, dict[str, Any]] = {
                 retained_to_wildcard=False,
                 # Without wildcard replay, ordering is measured on an exact filter with one retained message.
                 marker_after_retained={"in_order": True, "trials": 3, "retained": 1, "filter": "exact"},
+                # A QoS 0 publish on a just-subscribed topic is overtaken by the next QoS 1 one (22 to 49 of
+                # 100 topics in runs here; the contract's own-messages test trips on it).
+                mixed_qos_order={"in_order": False, "trials": 100},
             ),
         },
     },
@@ -93,7 +98,13 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "connect_without_credentials": "accepted",
         "protocols": {
             # amqtt acknowledges a publish to a `$` topic but never delivers it, not even to an exact filter.
-            "3.1.1": _facts(overlap_copies=2, dollar_roundtrip=False),
+            # On every CONNECT it replays the retained messages of every client's filters, not only of
+            # the new client's own subscriptions (amqtt 0.12 broker.py, _handle_client_session).
+            "3.1.1": _facts(
+                overlap_copies=2,
+                dollar_roundtrip=False,
+                retained_replay_own_topic={"only_own_topic": False, "trials": 5},
+            ),
         },
     },
 }

@@ -21,6 +21,11 @@ __all__ = ["ABSENCE_WAIT", "FACTS", "measure_broker", "measure_protocol"]
 ABSENCE_WAIT = 2.0
 RETAINED_FOR_ORDER = 50
 ORDER_TRIALS = 3
+# The racy rows below are measured over several trials; "no" means at least one trial went wrong (how
+# many varies from run to run, so only the verdict is pinned).
+MIXED_QOS_TRIALS = 100
+MIXED_QOS_BATCH = 10  # topics subscribed together before one marker
+REPLAY_TRIALS = 5
 # A message that should have expired after 1 s must be gone this many seconds later.
 EXPIRY_GRACE = 3.0
 
@@ -47,6 +52,19 @@ FACTS: dict[str, tuple[str, str]] = {
         "a QoS 1 publish on a private topic sent right after SUBSCRIBE arrives after that SUBSCRIBE's "
         "retained "
         f"messages ({RETAINED_FOR_ORDER} retained, {ORDER_TRIALS} trials)",
+    ),
+    "mixed_qos_order": (
+        "QoS 0 then QoS 1 right after SUBACK in order",
+        "a client subscribes to new topics, then sends a QoS 1 marker to its own private topic (as the "
+        "connector's subscribe does); once the marker is back it publishes QoS 0 then QoS 1 on each new "
+        f"topic: each pair comes back in publish order ({MIXED_QOS_TRIALS} topics, "
+        f"{MIXED_QOS_BATCH} a marker)",
+    ),
+    "retained_replay_own_topic": (
+        "retained replay only for the subscribed topic",
+        "a client subscribes to an exact topic holding a retained message; a second client then connects "
+        "and subscribes to another one: each gets its own topic's retained message once and no other "
+        f"({REPLAY_TRIALS} trials)",
     ),
     "empty_retained_clears": (
         "zero-byte retained clears",
@@ -176,6 +194,61 @@ def _marker_after_retained(s: _Session, wildcard: bool) -> dict[str, Any]:
     }
 
 
+def _mixed_qos_order(s: _Session) -> dict[str, Any]:
+    """Batches of SUBSCRIBEs, then a QoS 1 sync marker (as the connector's subscribe does), then on each
+    new topic a QoS 0 and a QoS 1 publish; a trial is one topic."""
+    client = s.client()
+    reversed_ = 0
+    for batch in range(MIXED_QOS_TRIALS // MIXED_QOS_BATCH):
+        topics = [s.topic(f"mixed{batch}/{i}") for i in range(MIXED_QOS_BATCH)]
+        for topic in topics:
+            client.subscribe(topic, wait=False)
+        client.barrier()  # the broker handled (and acknowledged) every SUBSCRIBE before this marker
+        pairs = [(unique("qos0").encode(), unique("qos1").encode()) for _ in topics]
+        for topic, (first, second) in zip(topics, pairs, strict=True):
+            client.publish(topic, first, qos=0)
+            client.publish(topic, second, qos=1, wait=False)
+        client.wait_for(
+            lambda: all(client.count(a) > 0 and client.count(b) > 0 for a, b in pairs),  # noqa: B023
+            "every publish",
+        )
+        reversed_ += sum(
+            [m.payload for m in client.received(topic)] != list(pair)
+            for topic, pair in zip(topics, pairs, strict=True)
+        )
+    return {"in_order": reversed_ == 0, "trials": MIXED_QOS_TRIALS}
+
+
+def _replay_went_elsewhere(s: _Session, trial: int) -> bool:
+    """One trial: did either of two exact subscribers get anything but its own retained message, once?
+
+    The second client connects after the first one's SUBACK. Absence is judged after a barrier through
+    the other subscriber.
+    """
+    pub = s.client()
+    topics = [s.topic(f"own{trial}/{name}") for name in ("a", "b")]
+    payloads = [unique("own").encode() for _ in topics]
+    for topic, payload in zip(topics, payloads, strict=True):
+        pub.publish(topic, payload, retain=True)
+    first = s.client()
+    first.subscribe(topics[0])
+    second = s.client()
+    second.subscribe(topics[1])
+    wrong = False
+    for client, other, payload in ((first, second, payloads[0]), (second, first, payloads[1])):
+        client.wait_for(lambda: client.count(payload) > 0, "its own retained message")  # noqa: B023
+        client.barrier(via=other)
+        wrong = wrong or [m.payload for m in client.received()] != [payload]
+    for topic in topics:
+        pub.publish(topic, b"", retain=True)
+    return wrong
+
+
+def _retained_replay_own_topic(s: _Session) -> dict[str, Any]:
+    wrong = sum(_replay_went_elsewhere(s, trial) for trial in range(REPLAY_TRIALS))
+    return {"only_own_topic": wrong == 0, "trials": REPLAY_TRIALS}
+
+
 def _empty_retained_clears(s: _Session) -> bool:
     pub = s.client()
     topic = s.topic("empty/x")
@@ -230,6 +303,8 @@ def measure_protocol(server: RunningBroker, protocol: Protocol) -> dict[str, Any
         facts["live_retained_flag"] = _live_retained_flag(s)
         facts["dollar_subscribe"], facts["dollar_publish"], facts["dollar_roundtrip"] = _dollar(s)
         facts["marker_after_retained"] = _marker_after_retained(s, wildcard=facts["retained_to_wildcard"])
+        facts["mixed_qos_order"] = _mixed_qos_order(s)
+        facts["retained_replay_own_topic"] = _retained_replay_own_topic(s)
         facts["empty_retained_clears"] = _empty_retained_clears(s)
         facts["will_on_abrupt_close"] = _will(s)
         facts["message_expiry"] = _expiry(s) if protocol == "5" else "n/a (MQTT 5 only)"
