@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -29,9 +29,11 @@ from cascade.connectors.mqtt.mosquitto import MosquittoServer
 from cascade.connectors.protocol import (
     TELEMETRY_FILTER,
     Constraint,
+    ConstraintBook,
     ConstraintType,
     LifecycleEvent,
     LifecycleEventType,
+    RunningTask,
     TaskState,
     TaskStateEvent,
     constraint_topic,
@@ -55,10 +57,11 @@ def _load_engine() -> ModuleType:
     return module
 
 
+ENGINE = _load_engine()
 if TYPE_CHECKING:
     from my_engine import run_engine
 else:
-    run_engine = _load_engine().run_engine
+    run_engine = ENGINE.run_engine
 
 
 def test_every_python_block_is_a_whole_quickstart_file() -> None:
@@ -198,15 +201,29 @@ async def test_without_limits_the_engine_uses_its_workers() -> None:
 
 
 @pytest.mark.asyncio
-async def test_a_rate_limit_spaces_the_starts() -> None:
+async def test_a_rate_limit_spaces_the_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    # What the rate limit spaces is the engine's starts as the book records them (`book.started`);
+    # the work itself begins after an await (the RUNNING telemetry), which a loaded machine may
+    # delay by a different amount for each task, so its own clock readings would not be spaced.
+    starts: list[float] = []
+
+    class RecordingBook(ConstraintBook):
+        def started(
+            self, task: str, project: str | None = None, extra_scopes: Iterable[str] = ()
+        ) -> RunningTask:
+            running = super().started(task, project, extra_scopes)
+            starts.append(running.started_at)
+            return running
+
+    monkeypatch.setattr(ENGINE, "ConstraintBook", RecordingBook)
     broker = InMemoryBroker()
     work = Work()
     async with InMemoryConnector(broker) as operator:
         limit = constraint("task:call", ConstraintType.RATE_LIMIT, rate="20/s")  # one start per 50 ms
         await operator.publish(constraint_topic("task:call"), limit.to_dict(), qos=1, retain=True)
         await run_engine(InMemoryConnector(broker), ["call"] * 4, work, project="p", run_id="r", source="w")
-    times = [at for _, at in work.started]
-    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    assert len(work.started) == 4
+    gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
     assert len(gaps) == 3
     assert min(gaps) >= 0.05 - 0.002  # the clock's float rounding only
     await broker.close()
