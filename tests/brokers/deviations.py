@@ -110,15 +110,6 @@ RABBITMQ_CLUSTER_DEVIATIONS: Mapping[str, str | Deviation] = {
     # The observer (node B) asks for the worker's (node A) retained status after the outage: it passed
     # in 1 of 5 runs here (why the once is not known), so declared as a race.
     "test_presence_is_online_again_after_an_outage": Deviation(_RETAINED_PER_NODE, race=True),
-    # Not a broker fact (nothing to check with plain paho): how the cell's outage meets the connector.
-    "test_accounting_after_disconnect_is_exact": Deviation(
-        "the cluster cell's outage resets every connection at once (tests/brokers/cluster_harness.py), "
-        "not a broker's graceful stop of a few seconds; when it comes before the PUBACK of the confirm "
-        "publish after the 20 QoS 0 messages, the connector puts them back in its queue (they might not "
-        "have arrived) and disconnect() during the outage counts all 50 as dropped (3 of 6 runs here); "
-        "open question for the connector, not a RabbitMQ behaviour",
-        race=True,
-    ),
     "test_oversize_messages_are_refused_in_the_caller": _OVERSIZE_311_NOMINAL,
 }
 

@@ -188,6 +188,63 @@ async def test_finish_counts_what_never_went_out_and_fails_waiting_callers() -> 
 
 
 @pytest.mark.asyncio
+async def test_written_then_lost_unconfirmed_is_never_counted_dropped_at_finish() -> None:
+    # A reset between the write and the broker's confirm (a network cut, not a graceful broker stop):
+    # the messages go back to the queue to be sent again; if the session ends first, they may well
+    # have arrived, so they are unconfirmed, not dropped (docs/contract.md, promise 12).
+    out, wire, stats = make()
+    loop = asyncio.get_running_loop()
+    out.buffer.append_qos0(q0("a"))
+    out.buffer.append_qos0(q0("b"))
+    out.flush()
+    entry, future = q1("c", loop)
+    out.buffer.append_qos1(entry)
+    out.flush()
+    wire.write_now()  # a, b and c are on the wire
+    out.buffer.append_qos0(q0("d"))  # queued, never written
+    wire.lost = True
+    out.lost()
+    assert [e.topic for e in out.queue] == ["a", "b", "c", "d"]
+    assert out.finish(stats) == (1, 3)
+    assert (stats.dropped, stats.unconfirmed) == (1, 3)
+    with pytest.raises(NotConnectedError):
+        future.result()
+    assert out.rewritten == {}
+
+
+@pytest.mark.asyncio
+async def test_a_message_written_again_is_no_longer_marked_as_written_before() -> None:
+    out, wire, stats = make()
+    out.buffer.append_qos0(q0("a"))
+    out.flush()
+    wire.write_now()
+    wire.lost = True
+    out.lost()
+    assert len(out.rewritten) == 1
+    second = FakeWire()
+    out.attach(second, 20)
+    out.flush()  # "a" goes out again on the new connection
+    assert second.batches[0] == ["a"]
+    assert out.rewritten == {}
+    out.published(mid_of(second, SYNC), 0)  # confirmed there
+    assert out.finish(stats) == (0, 0)
+
+
+@pytest.mark.asyncio
+async def test_a_batch_the_lost_wire_refused_stays_marked_as_written_before() -> None:
+    out, wire, stats = make()
+    out.buffer.append_qos0(q0("a"))
+    out.flush()
+    wire.write_now()
+    wire.lost = True
+    out.lost()
+    out.attach(wire, 20)  # a connection that is already going away again
+    out.flush()
+    assert [e.topic for e in out.queue] == ["a"]
+    assert out.finish(stats) == (0, 1)
+
+
+@pytest.mark.asyncio
 async def test_idle_waiter_resolves_once_everything_is_confirmed() -> None:
     out, wire, _ = make()
     loop = asyncio.get_running_loop()

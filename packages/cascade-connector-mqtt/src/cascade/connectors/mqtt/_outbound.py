@@ -72,6 +72,11 @@ class Outbound:
         # While any is queued, they are sent ONE at a time (each confirmed before the next), so a
         # second close tells exactly which one the broker refuses (`quarantine`).
         self.suspects: set[int] = set()
+        # Callers' messages written to a connection that was lost before the broker confirmed them,
+        # queued again (by id; the entry itself keeps the id unique): if the session ends before they
+        # are written again, `finish` counts them as unconfirmed, never as dropped (they may well
+        # have arrived). Emptied as they leave the queue again.
+        self.rewritten: dict[int, Entry] = {}
         self.sync_topic = sync_topic
         self._log = log
         self._on_refused_marker = on_refused_marker
@@ -107,10 +112,16 @@ class Outbound:
         if not requeue:
             return
         back: list[tuple[int, list[Entry]]] = [(u.sent, u.batch) for u in self.unconfirmed]
+        rewritten = self.rewritten
+        for u in self.unconfirmed:
+            if u.written.is_published():
+                for entry in u.batch:
+                    rewritten[id(entry)] = entry
         for entry in self.inflight.values():
             ack = entry.ack
             if ack is not None and ack.kind is AckKind.USER:
                 back.append((ack.sent, [entry]))
+                rewritten[id(entry)] = entry
         back.sort(key=lambda item: item[0])
         self.buffer.push_front(entry for _sent, entries in back for entry in entries)
         self.inflight.clear()
@@ -170,8 +181,11 @@ class Outbound:
         ``stats.unconfirmed``, never ``dropped`` (they may well have arrived). Returns
         ``(dropped, unconfirmed)`` for this call.
         """
-        never_sent = list(self.control) + self.buffer.take_all()
+        never_sent = list(self.control)
         written: list[Entry] = list(self.inflight.values())
+        rewritten, self.rewritten = self.rewritten, {}
+        for entry in self.buffer.take_all():
+            (written if rewritten.get(id(entry)) is entry else never_sent).append(entry)
         for u in self.unconfirmed:
             (written if u.written.is_published() else never_sent).extend(u.batch)
         self.unconfirmed.clear()
@@ -279,6 +293,9 @@ class Outbound:
                 if written is None:  # the connection is going away: keep them queued
                     queue.extendleft(reversed(batch))
                     return
+                if self.rewritten:
+                    for entry in batch:
+                        self.rewritten.pop(id(entry), None)
                 unwritten.append(written)
                 self.sent += 1
                 unconfirmed.append(Unconfirmed(self.sent, batch, size, written))
@@ -295,6 +312,8 @@ class Outbound:
                     continue
                 if not self._send_qos1(wire, queue[0]):
                     return
+                if self.rewritten:
+                    self.rewritten.pop(id(head), None)
                 self.buffer.popleft()
         if unconfirmed and self.confirm is None:
             self.confirm = Ack(None, AckKind.CONFIRM)
