@@ -37,8 +37,10 @@ async def test_mqtt5_connections_never_probe_and_never_warn(
     assert seen.payloads == [{"n": 1}]  # delivered before subscribe() returned
     await subscriber.subscribe("probe5/#", Recorder())
     assert subscriber.protocol_version == "5"
-    assert subscriber._probe.topic is None and subscriber._probe.outcome is None  # never started
-    assert subscriber._session is not None and subscriber._session.probe_task is None
+    assert subscriber._probe.topics == ()
+    assert subscriber._probe.outcome is None
+    assert subscriber._session is not None
+    assert subscriber._session.probe_task is None
     assert _warnings(caplog) == []
 
 
@@ -54,12 +56,14 @@ async def test_mqtt311_probes_once_finds_the_replay_and_stays_silent(
     await subscriber.subscribe("probe3/+", first)
     assert first.payloads == [{"n": 1}]
     session = subscriber._session
-    assert session is not None and session.probe_task is not None  # started by the wildcard filter
+    assert session is not None
+    assert session.probe_task is not None
     task = session.probe_task
     await eventually(lambda: subscriber._probe.outcome is not None)
     assert subscriber._probe.outcome is ProbeOutcome.REPLAYED
     await subscriber.subscribe("probe3/#", second)  # a second wildcard: no second probe
-    assert session.probe_task is task and task.done()
+    assert session.probe_task is task
+    assert task.done()
     await publisher.publish("probe3/b", {"n": 2}, qos=1)
     await eventually(lambda: len(second) == 2)
     await eventually(lambda: len(first) == 2)
@@ -76,7 +80,8 @@ async def test_exact_filters_do_not_probe(make: Callable[..., MqttConnector]) ->
     subscriber = make(protocol="3.1.1")
     await subscriber.connect()
     await subscriber.subscribe("probe-exact/a", Recorder())
-    assert subscriber._session is not None and subscriber._session.probe_task is None
+    assert subscriber._session is not None
+    assert subscriber._session.probe_task is None
 
 
 async def test_a_disconnect_during_the_probe_ends_it_and_the_next_session_probes_again(
@@ -87,14 +92,17 @@ async def test_a_disconnect_during_the_probe_ends_it_and_the_next_session_probes
     await subscriber.connect()
     await subscriber.subscribe("probe-cut/#", Recorder())
     session = subscriber._session
-    assert session is not None and session.probe_task is not None
+    assert session is not None
+    assert session.probe_task is not None
     task = session.probe_task
     assert not task.done()  # its retained message went out behind subscribe()'s marker: still running
     await subscriber.disconnect()
-    assert task.done() and subscriber._probe.topic is None  # ended with the session, no task left
+    assert task.done()
+    assert subscriber._probe.topics == ()
     # disconnect() drains first, so the probe may have concluded; if not, the next session probes again
     assert subscriber._probe.outcome in (None, ProbeOutcome.REPLAYED)
-    assert subscriber.stats.dropped == 0 and subscriber.stats.dropped_inbound == 0
+    assert subscriber.stats.dropped == 0
+    assert subscriber.stats.dropped_inbound == 0
     await subscriber.connect()
     await subscriber.subscribe("probe-cut/+", Recorder())
     await eventually(lambda: subscriber._probe.outcome is ProbeOutcome.REPLAYED)

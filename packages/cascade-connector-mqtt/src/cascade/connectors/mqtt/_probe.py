@@ -1,23 +1,24 @@
-"""The retained probe: does this broker replay retained messages to wildcard subscriptions, before the
-sync marker behind the SUBSCRIBE?
+"""The retained probe: does this broker replay retained messages to wildcard subscriptions, and before
+the sync marker behind the SUBSCRIBE?
 
 `subscribe()` returns once the sync marker behind its SUBSCRIBE is back (docs/contract.md, promise 5),
 which only means "the retained state arrived" if the broker replays retained messages to the filter
 and sends them before the marker. Two brokers of the matrix cannot (docs/brokers.md): RabbitMQ 3.10
-never replays retained messages to a wildcard filter, aedes 1.2 lets the marker overtake the replay.
-Absence cannot be seen without a probe, so the first wildcard subscription of a connector on an
-MQTT 3.1.1 connection (every MQTT 5 broker of the matrix replays them in order) starts one, in the
-background (it never delays `subscribe()`): a retained message on the connector's private topic
-``cascade/_sync/{client}/retained-probe``, acknowledged, then a SUBSCRIBE of ``cascade/_sync/{client}/+``
-and a sync marker behind it. Before the marker: fine. After it: markers overtake replays (one
-WARNING). Not within `PROBE_GRACE` s after it: no retained messages for wildcards (one WARNING).
-Then the probe is unsubscribed and its retained message cleared. The probe never reaches callbacks
-or the user-visible stats (the connector drops its private namespace before routing).
+never replays retained messages to a wildcard filter, aedes 1.2 lets the marker overtake all but the
+first retained message of a replay. Absence cannot be seen without a probe, so the first wildcard
+subscription of a connector on an MQTT 3.1.1 connection (every MQTT 5 broker of the matrix replays
+them in order) starts one, in the background (it never delays `subscribe()`): `PROBES` retained
+messages on the connector's private topics ``cascade/_sync/{client}/retained-probe-{i}``, acknowledged,
+then a SUBSCRIBE of ``cascade/_sync/{client}/+`` and a sync marker behind it. All before the marker:
+fine. Some after it: markers overtake replays (one WARNING). None within `PROBE_GRACE` s after it:
+no retained messages for wildcards (one WARNING). Then the probe filter is unsubscribed and the
+retained messages cleared. The probe never reaches callbacks or the user-visible stats (the connector
+drops its private namespace before routing).
 """
 
 from __future__ import annotations
 
-__all__ = ["PROBE_GRACE", "ProbeOutcome", "RetainedProbe"]
+__all__ = ["PROBES", "PROBE_GRACE", "ProbeOutcome", "RetainedProbe"]
 
 import asyncio
 import enum
@@ -31,18 +32,19 @@ from ._outbound import Ack, AckKind
 from ._session import Session
 from ._subscriptions import SyncState
 
-PROBE_GRACE: Final = 1.0  # s the probe may still arrive after its sync marker
+PROBES: Final = 3  # retained probe messages (aedes delivers the first before the marker, the rest after)
+PROBE_GRACE: Final = 1.0  # s the probe messages may still arrive after their sync marker
 _PAYLOAD: Final = b"1"
-_WAIT: Final = 10.0  # s at most for each broker answer (PUBACK, SUBACK, marker)
+_WAIT: Final = 10.0  # s at most for each broker answer (PUBACKs, SUBACK, marker)
 
 
 class ProbeOutcome(enum.Enum):
     """What the retained probe found."""
 
     REPLAYED = "replayed"  # retained messages reach wildcard subscriptions before the marker
-    LATE = "late"  # they arrive after the marker: subscribe() may return before them
+    LATE = "late"  # some arrive after the marker: subscribe() may return before them
     NOT_REPLAYED = "not replayed"  # they never arrive on wildcard subscriptions
-    UNKNOWN = "unknown"  # no answer from the broker, or the probe was refused: nothing concluded
+    UNKNOWN = "unknown"  # no answer from the broker, refused, or partly replayed: nothing concluded
 
 
 class RetainedProbe:
@@ -51,16 +53,17 @@ class RetainedProbe:
     def __init__(self, log: logging.Logger) -> None:
         self._log = log
         self.outcome: ProbeOutcome | None = None
-        self.topic: str | None = None  # while a probe runs: its retained message's topic
+        self.topics: tuple[str, ...] = ()  # while a probe runs: its retained messages' topics
         self._marker: asyncio.Future[None] | None = None
-        self._arrival: asyncio.Future[bool] | None = None  # True: before the marker
-        self._subscribed = False  # the probe filter is subscribed at the broker
+        self._listening = False  # the probe filter's SUBSCRIBE is sent: arrivals count
+        self._arrived: dict[str, bool] = {}  # topic -> whether it arrived before the marker
+        self._all: asyncio.Future[None] | None = None  # resolved once every probe message arrived
 
     def wanted(self, session: Session, link: Link, topic_filter: str) -> bool:
         """Whether subscribing `topic_filter` on `link` should start the probe now."""
         return (
             self.outcome is None
-            and self.topic is None
+            and not self.topics
             and ("+" in topic_filter or "#" in topic_filter)
             and link.protocol is MqttVersion.V311
             and session.registry.fallback is not None
@@ -71,38 +74,58 @@ class RetainedProbe:
         """Run the probe in the background on `link` (the task is the session's: ended with it)."""
         base = session.registry.fallback
         assert base is not None
-        self.topic = f"{base}/retained-probe"
+        self.topics = tuple(f"{base}/retained-probe-{i}" for i in range(PROBES))
         session.probe_task = asyncio.get_running_loop().create_task(
-            self._run(session, link, base), name="cascade-mqtt-retained-probe"
+            self._run(session, link, f"{base}/+"), name="cascade-mqtt-retained-probe"
         )
 
     def seen(self, topic: str, payload: bytes | bytearray, retain: bool) -> None:
-        """An inbound message on the connector's private namespace (in dispatch order)."""
-        arrival = self._arrival
-        if topic != self.topic or arrival is None or arrival.done() or not retain or not payload:
+        """An inbound message on the connector's private namespace (called in dispatch order)."""
+        if not self._listening or not retain or not payload or topic in self._arrived:
+            return
+        if topic not in self.topics:
             return
         marker = self._marker
-        arrival.set_result(marker is None or not marker.done())
+        self._arrived[topic] = marker is None or not marker.done()
+        every = self._all
+        if len(self._arrived) == len(self.topics) and every is not None and not every.done():
+            every.set_result(None)
 
     def abandon(self, session: Session) -> None:
         """The session is ending: clear the retained probe now, while the connection still sends."""
-        if self.topic is not None and session.probe_task is not None and not session.probe_task.done():
-            session.outbound.send_control(Outgoing(self.topic, b"", True, Ack(None, AckKind.PROBE)))
+        task = session.probe_task
+        if task is not None and not task.done():
+            self._clear(session)
 
-    async def _run(self, session: Session, link: Link, base: str) -> None:
-        topic = self.topic
-        assert topic is not None
-        probe_filter = f"{base}/+"
+    def _clear(self, session: Session) -> list[asyncio.Future[None]]:
+        """Queue a zero-byte retained publish on every probe topic; their PUBACK futures."""
+        loop = asyncio.get_running_loop()
+        acks: list[asyncio.Future[None]] = []
+        for topic in self.topics:
+            ack: asyncio.Future[None] = loop.create_future()
+            session.outbound.send_control(Outgoing(topic, b"", True, Ack(ack, AckKind.PROBE)))
+            acks.append(ack)
+        return acks
+
+    async def _run(self, session: Session, link: Link, probe_filter: str) -> None:
+        cleared = False
         try:
-            outcome = await self._probe(session, link, topic, probe_filter)
+            outcome = await self._probe(session, link, probe_filter)
+            if not _gone(link):  # clear before concluding: a finished probe leaves nothing behind
+                self._listening = False
+                link.unsubscribe(probe_filter).add_done_callback(_ignore)
+                acks = self._clear(session)
+                cleared = True
+                await asyncio.wait(acks, timeout=_WAIT)
         finally:
-            self._marker = self._arrival = None
-            self.topic = None
-            if not link.lost and session.link is link:
-                if self._subscribed:
+            if not cleared and not _gone(link) and session.link is link:
+                if self._listening:
                     link.unsubscribe(probe_filter).add_done_callback(_ignore)
-                session.outbound.send_control(Outgoing(topic, b"", True, Ack(None, AckKind.PROBE)))
-            self._subscribed = False
+                self._clear(session)
+            self._marker = self._all = None
+            self._listening = False
+            self._arrived = {}
+            self.topics = ()
         if outcome is None:
             return  # the connection was lost: the next wildcard subscription probes again
         self.outcome = outcome
@@ -110,8 +133,8 @@ class RetainedProbe:
             self._log.warning(
                 "this broker sends no retained messages to wildcard subscriptions (RabbitMQ 3.10 does "
                 "not): subscribe() with a wildcard filter returns without the retained state, which "
-                "never arrives; subscribe to the exact topics whose retained state you need "
-                "(docs/brokers.md)"
+                "never arrives; subscribe to the exact topics whose retained state you need, with no "
+                "wildcard filter of this connector covering them (docs/brokers.md)"
             )
         elif outcome is ProbeOutcome.LATE:
             self._log.warning(
@@ -122,19 +145,20 @@ class RetainedProbe:
         else:
             self._log.debug("retained probe: %s", outcome.value)
 
-    async def _probe(
-        self, session: Session, link: Link, topic: str, probe_filter: str
-    ) -> ProbeOutcome | None:
+    async def _probe(self, session: Session, link: Link, probe_filter: str) -> ProbeOutcome | None:
         """The probe's outcome; None if `link` was lost first (nothing learnt)."""
         loop = asyncio.get_running_loop()
-        stored: asyncio.Future[None] = loop.create_future()
-        session.outbound.send_control(Outgoing(topic, _PAYLOAD, True, Ack(stored, AckKind.PROBE)))
-        if not await _answered(link, stored):
+        stored: list[asyncio.Future[None]] = []
+        for topic in self.topics:
+            ack: asyncio.Future[None] = loop.create_future()
+            session.outbound.send_control(Outgoing(topic, _PAYLOAD, True, Ack(ack, AckKind.PROBE)))
+            stored.append(ack)
+        await asyncio.wait(stored, timeout=_WAIT)
+        if _gone(link) or not all(ack.done() for ack in stored):
             return None if _gone(link) else ProbeOutcome.UNKNOWN
-        arrival: asyncio.Future[bool] = loop.create_future()
-        self._arrival = arrival
+        self._all = every = loop.create_future()
+        self._listening = True
         suback = link.subscribe(probe_filter, 1, None)
-        self._subscribed = True
         self._marker = marker = session.registry.marker_waiter()
         if marker is None:
             return ProbeOutcome.UNKNOWN  # no sync markers on this connection
@@ -145,13 +169,16 @@ class RetainedProbe:
             return None if _gone(link) else ProbeOutcome.UNKNOWN
         if not await _answered(link, marker):
             return None if _gone(link) else ProbeOutcome.UNKNOWN
-        if not arrival.done():
-            await asyncio.wait({arrival}, timeout=PROBE_GRACE)
+        if not every.done():
+            await asyncio.wait({every}, timeout=PROBE_GRACE)
         if _gone(link):
             return None
-        if not arrival.done():
+        arrived = self._arrived
+        if not arrived:
             return ProbeOutcome.NOT_REPLAYED
-        return ProbeOutcome.REPLAYED if arrival.result() else ProbeOutcome.LATE
+        if not all(arrived.values()):
+            return ProbeOutcome.LATE
+        return ProbeOutcome.REPLAYED if len(arrived) == len(self.topics) else ProbeOutcome.UNKNOWN
 
 
 async def _answered(link: Link, fut: asyncio.Future[Any]) -> bool:
