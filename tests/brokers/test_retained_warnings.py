@@ -3,8 +3,11 @@
 On RabbitMQ 3.10, which never replays retained messages to wildcard subscriptions, the connector says
 so once (one WARNING for any number of wildcard subscriptions) and keeps working; on aedes 1.2, whose
 sync marker overtakes the retained replay, it says that once; on the brokers that replay retained
-messages before the marker (Mosquitto and ejabberd on MQTT 3.1.1, amqtt) it says nothing. The probe
-never reaches callbacks or stats, and its retained message is cleared afterwards.
+messages before the marker (Mosquitto and ejabberd on MQTT 3.1.1, amqtt) it says nothing. amqtt 0.12
+delivered the probe's retained messages with RETAIN 0 when a retained message had just been replayed
+to the connection's own wildcard subscription (its wrong retained replay, docs/brokers.md), as in the
+test below: the probe counts unflagged copies too, unless a filter of the connector covers its topics. The probe never reaches callbacks or stats, and its
+retained messages are cleared afterwards.
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from typing import Any, Final
 from cascade.connectors.protocol.core import Outgoing
 
 from ._client import SUBSCRIBE_LOST, Link, MqttVersion
+from ._covering import covers
 from ._outbound import Ack, AckKind
 from ._session import Session
 from ._subscriptions import SyncState
@@ -58,6 +59,7 @@ class RetainedProbe:
         self._listening = False  # the probe filter's SUBSCRIBE is sent: arrivals count
         self._arrived: dict[str, bool] = {}  # topic -> whether it arrived before the marker
         self._all: asyncio.Future[None] | None = None  # resolved once every probe message arrived
+        self._live_copies = False  # a broker filter of the connector covers the probe topics
 
     def wanted(self, session: Session, link: Link, topic_filter: str) -> bool:
         """Whether subscribing `topic_filter` on `link` should start the probe now."""
@@ -81,7 +83,12 @@ class RetainedProbe:
 
     def seen(self, topic: str, payload: bytes | bytearray, retain: bool) -> None:
         """An inbound message on the connector's private namespace (called in dispatch order)."""
-        if not self._listening or not retain or not payload or topic in self._arrived:
+        # A probe message arriving unflagged is still the replay (amqtt 0.12 replays with RETAIN 0),
+        # unless one of the connector's own filters covers the probe topics: then it may be the live
+        # copy of the probe's publish, and only a message flagged retained counts.
+        if not self._listening or not payload or topic in self._arrived:
+            return
+        if not retain and self._live_copies:
             return
         if topic not in self.topics:
             return
@@ -157,6 +164,7 @@ class RetainedProbe:
         if _gone(link) or not all(ack.done() for ack in stored):
             return None if _gone(link) else ProbeOutcome.UNKNOWN
         self._all = every = loop.create_future()
+        self._live_copies = any(covers(f, self.topics[0]) for f in session.registry.by_filter)
         self._listening = True
         suback = link.subscribe(probe_filter, 1, None)
         self._marker = marker = session.registry.marker_waiter()
