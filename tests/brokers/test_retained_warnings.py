@@ -6,8 +6,8 @@ sync marker overtakes the retained replay, it says that once; on the brokers tha
 messages before the marker (Mosquitto and ejabberd on MQTT 3.1.1, amqtt) it says nothing. amqtt 0.12
 delivered the probe's retained messages with RETAIN 0 when a retained message had just been replayed
 to the connection's own wildcard subscription (its wrong retained replay, docs/brokers.md), as in the
-test below: the probe counts unflagged copies too, unless a filter of the connector covers its topics. The probe never reaches callbacks or stats, and its
-retained messages are cleared afterwards.
+test below: the probe counts unflagged copies too, unless a filter of the connector covers its topics.
+The probe never reaches callbacks or stats, and its retained messages are cleared afterwards.
 """
 
 from __future__ import annotations
