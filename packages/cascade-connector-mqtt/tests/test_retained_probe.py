@@ -107,3 +107,21 @@ async def test_a_disconnect_during_the_probe_ends_it_and_the_next_session_probes
     await subscriber.subscribe("probe-cut/+", Recorder())
     await eventually(lambda: subscriber._probe.outcome is ProbeOutcome.REPLAYED)
     assert _warnings(caplog) == []
+
+
+async def test_a_hash_subscription_sees_no_probe_and_the_probe_still_concludes(
+    make: Callable[..., MqttConnector], caplog: pytest.LogCaptureFixture
+) -> None:
+    """With ``#`` at the broker the probe's publishes also come back live (RETAIN 0): only the replay
+    (flagged retained) counts, and the ``#`` callback never sees the connector's namespace.
+    """
+    caplog.set_level(logging.WARNING, logger=LOGGER)
+    subscriber = make(protocol="3.1.1")
+    await subscriber.connect()
+    everything = Recorder("#")
+    await subscriber.subscribe("#", everything)
+    await eventually(lambda: subscriber._probe.outcome is not None)
+    assert subscriber._probe.outcome is ProbeOutcome.REPLAYED
+    assert all(not topic.startswith("cascade/_sync/") for topic in everything.topics)
+    assert subscriber.stats.delivered == len(everything)  # retained presence only: the probe counts nowhere
+    assert _warnings(caplog) == []
