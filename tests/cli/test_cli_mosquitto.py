@@ -213,7 +213,8 @@ def test_status_lists_workers_with_the_age_of_their_presence(
         assert lines[0].split() == ["SOURCE", "STATUS", "SINCE"]
         assert any(line.split() == [up, "online", "(2h", "05m)", up_ts] for line in lines), lines
         assert any(line.split() == [down, "offline", "(3d", "04h", "ago)", down_ts] for line in lines)
-        assert lines[-1].endswith("offline")
+        assert lines[-2].endswith("offline")
+        assert lines[-1] == f"broker: {mosquitto.url} over MQTT 5"
         assert not any(line.startswith("cascade-mqtt-cli-") for line in lines)
 
         listed = json.loads(run_cli("--url", mosquitto.url, "status", "--json").stdout)

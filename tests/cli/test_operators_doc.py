@@ -204,7 +204,7 @@ def test_live_table(block: Block) -> None:
     console = Console(file=out, width=int(block.options["width"]), color_system=None, force_terminal=False)
     console.print(
         render_live(
-            state, title=live_title(f"mqtt://{DOC_ADDRESS}", telemetry_filter("etl")), now=LIVE_TABLE_NOW
+            state, title=live_title(f"mqtt://{DOC_ADDRESS}", telemetry_filter("etl"), "5"), now=LIVE_TABLE_NOW
         )
     )
     actual = "\n".join(line.rstrip() for line in out.getvalue().splitlines())

@@ -44,6 +44,7 @@ from ._dialer import Dialer
 from ._lifecycle import Lifecycle
 from ._link_types import DEFAULT_MAX_INBOUND_PACKET_SIZE
 from ._outbound import Ack, AckKind
+from ._probe import RetainedProbe
 from ._session import Session
 from ._settings import DEFAULT_PRESENCE_EXPIRY, MqttSettings
 from ._subscriptions import MqttSubscription
@@ -147,6 +148,7 @@ class MqttConnector(Lifecycle, ConnectOnEnter):
         self._known_topics = self._topics.known  # the hot path's membership test
         self._session: Session | None = None
         self._out = self._new_session().outbound  # replaced at each connect()
+        self._probe = RetainedProbe(_log)  # once per connector: retained replay to wildcards (_probe.py)
 
     @classmethod
     def from_settings(cls, settings: MqttSettings) -> MqttConnector:
@@ -318,6 +320,8 @@ class MqttConnector(Lifecycle, ConnectOnEnter):
             target = topic if link.subscription_ids else registry.cover(topic)
             suback = link.subscribe(target, 1, sub._broker.sid)
             waiter = registry.wait_for_replay(sub)
+            if self._probe.wanted(session, link, topic):
+                self._probe.start(session, link)  # in the background: never delays this subscribe()
             code = await suback
             if code != SUBSCRIBE_LOST and code >= 0x80:
                 sub.active = False

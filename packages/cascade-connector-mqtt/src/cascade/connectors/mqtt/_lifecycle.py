@@ -28,6 +28,7 @@ from cascade.connectors.protocol.core import Backoff, ConnectorState, Outgoing, 
 from ._client import SUBSCRIBE_LOST, Link, reason_text
 from ._dialer import Dialer
 from ._outbound import Ack, AckKind, Outbound
+from ._probe import RetainedProbe
 from ._session import Ending, Phase, Session
 from ._settings import SYNC_NAMESPACE, MqttSettings
 
@@ -62,6 +63,7 @@ class Lifecycle:
     _session: Session | None
     _out: Outbound
     _dialer: Dialer
+    _probe: RetainedProbe
 
     def _new_session(self) -> Session:
         return Session(self._settings, self._stats, _log, reason_text)
@@ -127,6 +129,7 @@ class Lifecycle:
             loop = asyncio.get_running_loop()
             deadline = loop.time() + self._settings.flush_timeout
             try:
+                self._probe.abandon(session)
                 await self._drain(session.outbound, deadline)
                 link = session.link
                 if link is not None and not link.lost:
@@ -200,7 +203,9 @@ class Lifecycle:
     def _discard_inbound(self, session: Session) -> None:
         """The session ends: what was received and not dispatched is counted in ``dropped_inbound``."""
         sync = session.registry.sync_topic
-        count = session.inbound.discard_all(lambda entry: entry[0] != sync)
+        count = session.inbound.discard_all(
+            lambda entry: entry[0] != sync and not entry[0].startswith(SYNC_NAMESPACE)
+        )
         if count:
             _log.warning("disconnect: %d received message(s) discarded before their callbacks ran", count)
 
@@ -369,7 +374,8 @@ class Lifecycle:
             registry.marker(payload)
             return
         if topic.startswith(SYNC_NAMESPACE):
-            return  # another connector's sync markers (reserved namespace): never for subscriptions
+            self._probe.seen(topic, payload, retain)
+            return  # the retained probe, other connectors' markers (reserved): never for subscriptions
         targets = registry.targets(topic, retain, sids)
         if not targets:
             return

@@ -21,6 +21,7 @@ class AckKind(enum.Enum):
     PRESENCE = "presence"  # online / offline status
     MARKER = "marker"  # a sync marker (end of a retained replay)
     CONFIRM = "confirm"  # proves earlier QoS 0 batches arrived
+    PROBE = "probe"  # the retained probe (_probe.py) and its clearing
 
 
 class Ack:

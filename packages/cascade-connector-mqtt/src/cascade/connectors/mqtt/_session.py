@@ -69,6 +69,7 @@ class Session:
         self.presence_ts = ""  # the time of the connection being made (its online and its will)
         self.wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
+        self.probe_task: asyncio.Task[None] | None = None  # the retained probe (_probe.py), if running
         self.link: Link | None = None
         self.ending = Ending.OPEN
         self.phase = Phase.SERVING
@@ -130,4 +131,6 @@ class Session:
         """No callback runs from now on (`Ending.CLOSED`); the supervisor is woken to exit."""
         self.ending = Ending.CLOSED
         self.delivery.close()
+        if self.probe_task is not None:
+            self.probe_task.cancel()
         self.wake.set()

@@ -175,10 +175,18 @@ class Registry:
 
     def wait_for_replay(self, sub: MqttSubscription) -> asyncio.Future[None] | None:
         """Send a marker behind `sub`'s SUBSCRIBE; the future resolves when it is back (None: no sync)."""
+        waiter = self.marker_waiter()
+        if waiter is not None:
+            self.syncing[sub] = self._marker_seq
+        return waiter
+
+    def marker_waiter(self) -> asyncio.Future[None] | None:
+        """Send a marker behind everything sent so far; the future resolves when it is back (also when
+        the connection is lost or sync becomes unavailable first). None: no sync on this connection.
+        """
         if self.sync is not SyncState.AVAILABLE:
             return None
         seq = self.send_marker()
-        self.syncing[sub] = seq
         waiter = asyncio.get_running_loop().create_future()
         self.waiters.append((seq, waiter))
         return waiter

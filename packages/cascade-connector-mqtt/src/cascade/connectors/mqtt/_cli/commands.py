@@ -35,7 +35,7 @@ from ..operator import (
     telemetry_filter,
 )
 from .exitcodes import CliError, ExitCode
-from .session import ConnectorFactory, Session, acked, bounded
+from .session import ConnectorFactory, Session, acked, bounded, over
 from .validate import check_concurrency, check_name, check_rate, check_scope, check_ttl
 from .watching import choose_watch_mode, run_watch
 
@@ -190,8 +190,15 @@ def _prepare_status(args: argparse.Namespace) -> Runner:
     async def run(ctx: Context) -> ExitCode:
         async with ctx.session() as connector:
             listing = await bounded(read_workers(connector, hide=hide), within=ctx.timeout, url=ctx.url)
+            broker = f"broker: {over(ctx.url, connector)}"
         _warn_skipped(ctx, listing.skipped, "presence")
-        ctx.print(format_workers(listing.workers, as_json=as_json, now=time.time()))
+        shown = format_workers(listing.workers, as_json=as_json, now=time.time())
+        if as_json:  # stdout stays the JSON list (for jq); the broker line goes to stderr
+            ctx.print(shown)
+            ctx.err.write(broker + "\n")
+            ctx.err.flush()
+        else:
+            ctx.print(f"{shown}\n{broker}")
         return ExitCode.OK
 
     return run

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-__all__ = ["Session", "ConnectorFactory", "acked", "bounded", "reason_code", "command_line_hint"]
+__all__ = [
+    "Session",
+    "ConnectorFactory",
+    "acked",
+    "bounded",
+    "reason_code",
+    "command_line_hint",
+    "protocol_of",
+    "over",
+]
 
 import asyncio
 import logging
@@ -33,6 +42,18 @@ _HINTS = {
     "(is it a TLS port? set tls)": "(is it a TLS port? use mqtts://)",
     "(is it a plain, non-TLS port?)": "(is it a plain, non-TLS port? use mqtt://)",
 }
+
+
+def protocol_of(connector: Connector) -> str | None:
+    """The MQTT version `connector` negotiated (``"5"``, ``"3.1.1"``); None if it does not say."""
+    version = getattr(connector, "protocol_version", None)
+    return version if isinstance(version, str) else None
+
+
+def over(url: str, connector: Connector) -> str:
+    """``URL over MQTT 5`` (just the masked `url` for a connector that does not say its version)."""
+    version = protocol_of(connector)
+    return url if version is None else f"{url} over MQTT {version}"
 
 
 def command_line_hint(detail: str) -> str:

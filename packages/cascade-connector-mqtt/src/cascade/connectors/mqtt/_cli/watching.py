@@ -24,6 +24,7 @@ from ..operator import (
     render_live,
     safe_text,
 )
+from .session import over, protocol_of
 
 WatchMode = Literal["live", "plain", "json"]
 
@@ -109,12 +110,13 @@ async def run_watch(
     handles.append(await connector.subscribe(telemetry_filter, on_message))
     monitor = LinkMonitor(connector)
     model.link = monitor.view
-    err.write(f"watching {url} ({telemetry_filter}); Ctrl-C to stop\n")
+    err.write(f"watching {over(url, connector)} ({telemetry_filter}); Ctrl-C to stop\n")
     err.flush()
     following = asyncio.create_task(_follow_link(monitor, model, printer, stop))
     try:
         if mode == "live":
-            await _live(model, stop, out, title=live_title(url, telemetry_filter))
+            title = live_title(url, telemetry_filter, protocol_of(connector))
+            await _live(model, stop, out, title=title)
         else:
             await stop.wait()
     finally:

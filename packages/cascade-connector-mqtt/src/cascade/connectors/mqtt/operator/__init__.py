@@ -126,9 +126,12 @@ def rich_available() -> bool:
     return importlib.util.find_spec("rich") is not None
 
 
-def live_title(address: str, telemetry_filter: str) -> str:
-    """The first line of the live table: what is watched (`telemetry_filter`), where (`address`)."""
-    return f"cascade-mqtt watch  {address}  {telemetry_filter}"
+def live_title(address: str, telemetry_filter: str, protocol: str | None = None) -> str:
+    """The first line of the live table: what is watched (`telemetry_filter`), where (`address`),
+    and the MQTT version of the watcher's connection (`protocol`, e.g. ``"5"``; None: not shown).
+    """
+    version = f"  MQTT {protocol}" if protocol is not None else ""
+    return f"cascade-mqtt watch  {address}  {telemetry_filter}{version}"
 
 
 def render_live(model: WatchModel, *, title: str, now: float, max_runs: int = 15) -> RenderableType:
