@@ -32,10 +32,13 @@ from typing import Any, Protocol, Self
 from cascade.connectors.mqtt import MqttConnector
 from cascade.connectors.mqtt.faults import FaultProxy
 from cascade.connectors.protocol import Connector
+from cascade.connectors.testing import eventually
 
 from tests.brokers._paho import ProbeClient
 from tests.brokers._paho import Protocol as MqttProtocol
 from tests.brokers.servers._base import PACKET_LIMIT, RunningBroker
+
+NOTICE_TIMEOUT = 15.0  # s for every connector to notice a stopped broker (keepalive bounds it)
 
 __all__ = ["BrokerHarness", "ControllableBroker", "Deviation", "addresses", "harness_for"]
 
@@ -125,8 +128,12 @@ class BrokerHarness:
         raise AssertionError(f"{connector!r} was not made by this harness")
 
     async def stop_backend(self) -> None:
-        """Stop the broker gracefully (an outage every connector sees)."""
+        """Stop the broker gracefully (an outage every connector sees); returns once every connector
+        made here noticed (``connected`` is False), so what the suite publishes next is buffered, not
+        written into a connection that is about to fail (`SupportsOutage.stop_backend`).
+        """
         await asyncio.to_thread(self.server.stop)
+        await eventually(lambda: not any(c.connected for c, _proxy in self._made), timeout=NOTICE_TIMEOUT)
 
     async def start_backend(self) -> None:
         """Start the broker again on the same port; returns once it serves MQTT."""
