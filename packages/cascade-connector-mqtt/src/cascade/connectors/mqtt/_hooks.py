@@ -29,6 +29,7 @@ __all__ = [
     "queue_raw",
     "send_pingreq",
     "send_puback",
+    "send_pubacks",
     "wrap_socket",
 ]
 
@@ -37,7 +38,7 @@ import functools
 import inspect
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Final, Protocol
 
 import aiomqtt
@@ -369,6 +370,15 @@ def in_packet(client: paho.Client) -> tuple[int, bytes | bytearray]:
 
 def send_puback(client: paho.Client, mid: int) -> MQTTErrorCode:
     return client._send_puback(mid)
+
+
+def send_pubacks(client: paho.Client, mids: Sequence[int]) -> MQTTErrorCode:
+    """Queue the PUBACKs of inbound QoS 1 messages `mids` as ONE paho packet (one socket write)."""
+    data = b"".join(_PUBACK_HEAD + mid.to_bytes(2, "big") for mid in mids)
+    return client._packet_queue(paho.PUBACK, data, 0, 0)
+
+
+_PUBACK_HEAD: Final = bytes((paho.PUBACK, 2))  # PUBACK, remaining length 2 (MQTT 5: reason 0 implied)
 
 
 def send_pingreq(client: paho.Client) -> None:
