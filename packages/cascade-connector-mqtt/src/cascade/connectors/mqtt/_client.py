@@ -365,6 +365,8 @@ class Link:
         if self.lost:
             return
         try:
+            if self.private_api:
+                _hooks.join_qos1_packets(self._paho)
             self._paho.loop_write()
         except Exception as exc:  # the socket broke: same handling as aiomqtt's writer callback
             _log.debug("writing to the socket failed: %s", exc)
