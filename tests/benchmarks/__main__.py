@@ -76,6 +76,26 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def run_failed(bench: Bench, rows: list[Row], *, strict: bool) -> bool:
+    """Whether the run failed: harness errors, a row not measured (unless absent on purpose, such as
+    a broker that is not installed), a row with a target that lost messages; with `strict` also a
+    missed target. Logs why.
+    """
+    failed = bool(bench.errors)
+    for row in rows:
+        if row.status == "n/a" and row.absent:
+            bench.log(f"not measured: {row.figure} {row.measured.label}: {row.absent}")
+        elif row.status == "n/a":
+            bench.log(f"not measured: {row.figure} {row.measured.label} {row.note}")
+            failed = True
+        elif row.target is not None and row.problems:
+            bench.log(f"incorrect: {row.figure} {row.measured.label}: {'; '.join(row.problems)}")
+            failed = True
+        elif strict and row.status == "MISSED":
+            failed = True
+    return failed
+
+
 async def _run(args: argparse.Namespace) -> int:
     sizes = SMOKE if args.smoke else FULL
     if args.repeats is not None:
@@ -124,17 +144,7 @@ async def _run(args: argparse.Namespace) -> int:
         text = f"{render_machine(info)}\n\n{table}\n"
         await asyncio.to_thread(Path(args.markdown).write_text, text, encoding="utf-8")
 
-    failed = bool(bench.errors)
-    for row in rows:
-        if row.status == "n/a":
-            bench.log(f"not measured: {row.figure} {row.measured.label} {row.note}")
-            failed = True
-        elif row.target is not None and row.problems:
-            bench.log(f"incorrect: {row.figure} {row.measured.label}: {'; '.join(row.problems)}")
-            failed = True
-        elif args.strict and row.status == "MISSED":
-            failed = True
-    return 1 if failed else 0
+    return 1 if run_failed(bench, rows, strict=args.strict) else 0
 
 
 def main(argv: list[str] | None = None) -> int:

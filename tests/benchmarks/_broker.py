@@ -17,6 +17,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from cascade.connectors.mqtt.mosquitto import MosquittoServer
 
@@ -25,6 +26,25 @@ from ._workload import Delivery, check_sequence, seq_of_line
 _CLIENT_PATHS = ("/usr/bin", "/usr/sbin", "/usr/local/bin", "/opt/homebrew/bin")
 _ids = itertools.count()
 _READY = b"READY"
+
+
+class Endpoint(Protocol):
+    """Where a broker serves MQTT: the run's `MosquittoServer`, or another broker (RabbitMQ)."""
+
+    @property
+    def host(self) -> str:
+        """The loopback address."""
+        ...
+
+    @property
+    def port(self) -> int:
+        """The MQTT port."""
+        ...
+
+    @property
+    def running(self) -> bool:
+        """Whether the broker process is alive."""
+        ...
 
 
 class BenchError(RuntimeError):
@@ -53,7 +73,7 @@ def unique(prefix: str) -> str:
 
 
 def c_publish(
-    server: MosquittoServer,
+    server: Endpoint,
     topic: str,
     *,
     message: bytes | None,
@@ -94,7 +114,7 @@ class ArrivalCounter:
     """
 
     def __init__(
-        self, server: MosquittoServer, topic: str, expected: int, qos: int, *, mqtt5: bool = False
+        self, server: Endpoint, topic: str, expected: int, qos: int, *, mqtt5: bool = False
     ) -> None:
         self.server = server
         self.topic = topic

@@ -30,7 +30,7 @@ from cascade.connectors.mqtt.mosquitto import MosquittoServer
 from cascade.connectors.protocol import Connector
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
-from ._broker import BenchError, find_client, unique
+from ._broker import BenchError, Endpoint, find_client, unique
 from ._workload import encoded
 
 Payloads = list[dict[str, Any]]
@@ -117,7 +117,7 @@ class PahoPublisher:
     nothing is refused and memory stays bounded.
     """
 
-    def __init__(self, server: MosquittoServer, window: int = 256) -> None:
+    def __init__(self, server: Endpoint, window: int = 256) -> None:
         self.name = "paho-mqtt"
         self.failures = 0
         self._server = server
@@ -259,7 +259,7 @@ class CClientPublisher:
     name = "C clients (mosquitto_pub -l)"
 
     def __init__(
-        self, server: MosquittoServer, timeout: float = 120.0, max_inflight: int | None = None
+        self, server: Endpoint, timeout: float = 120.0, max_inflight: int | None = None
     ) -> None:
         self.failures = 0
         self._server = server

@@ -6,14 +6,15 @@ from collections.abc import Callable
 from typing import Any
 
 from cascade.connectors.mqtt import MqttConnector
-from cascade.connectors.mqtt.mosquitto import MosquittoServer
 from cascade.connectors.protocol import Connector
 from cascade.connectors.testing import InMemoryBroker, InMemoryConnector
+
+from ._broker import Endpoint
 
 ConnectorFactory = Callable[[], Connector]
 
 
-def mqtt_factory(server: MosquittoServer, **options: Any) -> ConnectorFactory:
+def mqtt_factory(server: Endpoint, **options: Any) -> ConnectorFactory:
     """Makes `MqttConnector`s for `server` (default settings unless `options` say otherwise)."""
 
     def make() -> Connector:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ._bench import Bench, settle_heap
-from ._broker import ArrivalCounter, unique
+from ._broker import ArrivalCounter, Endpoint, unique
 from ._clients import (
     AiomqttLoopPublisher,
     CClientPublisher,
@@ -24,6 +24,7 @@ from ._clients import (
     Publisher,
 )
 from ._connectors import ConnectorFactory, mqtt_factory
+from ._rabbitmq import rabbitmq_absent, rabbitmq_node
 from ._report import Row, Series, Target
 from ._workload import Delivery, telemetry_payloads
 
@@ -39,11 +40,13 @@ class ThroughputRun:
 
 
 async def measure_throughput(
-    bench: Bench, publisher: Publisher, payloads: Payloads, qos: int
+    bench: Bench, publisher: Publisher, payloads: Payloads, qos: int, server: Endpoint | None = None
 ) -> ThroughputRun:
-    """Publish `payloads` with `publisher` while a separate ``mosquitto_sub`` counts arrivals."""
+    """Publish `payloads` with `publisher` while a separate ``mosquitto_sub`` (MQTT 3.1.1) counts
+    arrivals, through `server` (default: the run's Mosquitto; `publisher` must talk to the same one).
+    """
     topic = unique("bench/throughput")
-    counter = ArrivalCounter(bench.server, topic, len(payloads), qos)
+    counter = ArrivalCounter(server or bench.server, topic, len(payloads), qos)
     await asyncio.to_thread(counter.start)
     try:
         await publisher.setup(topic, payloads, qos)
@@ -62,7 +65,8 @@ async def measure_throughput(
     return ThroughputRun(rate, delivery, publisher.failures, arrivals.complete)
 
 
-def _note_problems(series: Series, run: ThroughputRun) -> None:
+def note_problems(series: Series, run: ThroughputRun) -> None:
+    """Add what went wrong in `run` (lost, duplicated, reordered, failed calls) to `series`."""
     problems = run.delivery.problems()
     if run.failures:
         problems.append(f"{run.failures} publish calls failed")
@@ -101,7 +105,7 @@ async def figure_throughput(bench: Bench) -> list[Row]:
                 chosen = naive_payloads if name == "one task per publish" else payloads
                 run = await measure_throughput(bench, make(), chosen, qos)
                 series[name].add(run.rate)
-                _note_problems(series[name], run)
+                note_problems(series[name], run)
                 extra = ", ".join(run.delivery.problems()) or "all delivered in order"
                 bench.log(
                     f"[throughput qos{qos} {rep + 1}/{sizes.repeats}] {name}: {run.rate:,.0f} msg/s ({extra})"
@@ -123,4 +127,47 @@ async def figure_throughput(bench: Bench) -> list[Row]:
             if name == "one task per publish" and sizes.naive_messages < sizes.messages:
                 note = f"context; {sizes.naive_messages} messages (its cost grows with the number pending)"
             rows.append(Row(label, series[name], paho, note=note))
+    rows += await rabbitmq_rows(bench, payloads)
+    return rows
+
+
+_RABBIT_NAMES = ("MqttConnector (RabbitMQ, MQTT 3.1.1)", "paho-mqtt (RabbitMQ)", "C clients (RabbitMQ)")
+
+
+async def rabbitmq_rows(bench: Bench, payloads: Payloads) -> list[Row]:
+    """Context rows: figure 2 through a RabbitMQ node (MQTT 3.1.1), the same runs and checks, each
+    against paho-mqtt through the same node. When rabbitmq-server is not installed (or at smoke
+    sizes) the rows say why they were not measured, which does not fail the run.
+    """
+    sizes = bench.sizes
+    connector, paho, c_clients = _RABBIT_NAMES
+    series = {(qos, name): Series(name, "msg/s") for qos in (0, 1) for name in _RABBIT_NAMES}
+    absent = rabbitmq_absent(bench.smoke)
+    version = ""
+    if not absent:
+        async with rabbitmq_node() as (server, version):
+            factory = mqtt_factory(server, protocol="3.1.1")
+            makers: dict[str, Callable[[], Publisher]] = {
+                connector: lambda: ConnectorPublisher(connector, factory, sizes.qos1_window),
+                paho: lambda: PahoPublisher(server, sizes.qos1_window),
+                c_clients: lambda: CClientPublisher(server),
+            }
+            for qos in (0, 1):
+                for rep in range(sizes.repeats):
+                    for name, make in makers.items():
+                        run = await measure_throughput(bench, make(), payloads, qos, server)
+                        series[qos, name].add(run.rate)
+                        note_problems(series[qos, name], run)
+                        extra = ", ".join(run.delivery.problems()) or "all delivered in order"
+                        bench.log(
+                            f"[throughput qos{qos} {rep + 1}/{sizes.repeats}] {name}: "
+                            f"{run.rate:,.0f} msg/s ({extra})"
+                        )
+    note = absent or f"context; RabbitMQ {version}, {sizes.messages} messages"
+    rows: list[Row] = []
+    for qos in (0, 1):
+        for name in (connector, c_clients):
+            rows.append(
+                Row(f"2. throughput qos{qos}", series[qos, name], series[qos, paho], note=note, absent=absent)
+            )
     return rows

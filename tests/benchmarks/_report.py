@@ -112,6 +112,9 @@ class Row:
     absolute: float | None = None
     target: Target | None = None
     note: str = ""
+    # Why a context row was not measured on purpose (its broker is not installed, smoke sizes): the
+    # row says so in its note and, unlike any other unmeasured row, does not fail the run.
+    absent: str = ""
 
     @property
     def ratio(self) -> float:

@@ -20,7 +20,8 @@ _ROOT = Path(__file__).resolve().parents[2]
 if str(_ROOT) not in sys.path:  # the benchmarks are run as ``python -m tests.benchmarks`` from the root
     sys.path.insert(0, str(_ROOT))
 
-from tests.benchmarks.__main__ import FIGURES, _parse  # noqa: E402
+from tests.benchmarks import _rabbitmq  # noqa: E402
+from tests.benchmarks.__main__ import FIGURES, _parse, run_failed  # noqa: E402
 from tests.benchmarks._bench import SMOKE, Bench, Inbox, percentile  # noqa: E402
 from tests.benchmarks._broker import ArrivalCounter, BenchError, c_publish, unique  # noqa: E402
 from tests.benchmarks._clients import PahoPublisher  # noqa: E402
@@ -28,7 +29,7 @@ from tests.benchmarks._connectors import mqtt_factory  # noqa: E402
 from tests.benchmarks._fig_backlog import figure_backlog, sized_payloads, takes_max_inbound  # noqa: E402
 from tests.benchmarks._fig_inbound import fanin_run, inbound_run, record_delivery  # noqa: E402
 from tests.benchmarks._fig_memory import figure_memory  # noqa: E402
-from tests.benchmarks._fig_throughput import measure_throughput  # noqa: E402
+from tests.benchmarks._fig_throughput import measure_throughput, rabbitmq_rows  # noqa: E402
 from tests.benchmarks._report import Row, Series, Target, render_table  # noqa: E402
 from tests.benchmarks._subscribers import (  # noqa: E402
     ConnectorSubscriber,
@@ -43,6 +44,7 @@ from tests.benchmarks._workload import (  # noqa: E402
     seq_of_line,
     telemetry_payloads,
 )
+from tests.brokers.servers._base import BrokerNotInstalledError  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------
 # Pure parts
@@ -327,3 +329,36 @@ def test_drops_the_connector_counted_miss_the_target_but_are_not_incorrect() -> 
     other = Series("x", "msg/s", [20.0])
     record_delivery(other, [reordered], reordered.problems(), _Counted(1))  # type: ignore[arg-type]
     assert other.problems == ["1 lost", "1 out of order"]
+
+
+@pytest.mark.mosquitto
+def test_a_row_absent_on_purpose_is_said_and_does_not_fail_the_run(mosquitto: MosquittoServer) -> None:
+    bench = _bench(mosquitto)
+    absent = Row("f", Series("x", "msg/s"), Series("ref", "msg/s"), note="why", absent="why")
+    assert absent.status == "n/a"
+    assert not run_failed(bench, [absent], strict=True)
+    assert "not measured" in render_table([absent])
+    unmeasured = Row("f", Series("x", "msg/s"), Series("ref", "msg/s", [1.0]), note="context")
+    assert run_failed(bench, [unmeasured], strict=False)
+
+
+@pytest.mark.mosquitto
+@pytest.mark.asyncio
+async def test_rabbitmq_rows_say_why_they_are_not_measured(
+    mosquitto: MosquittoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    smoke = Bench(sizes=SMOKE, server=mosquitto, smoke=True, quiet=True)
+    rows = await rabbitmq_rows(smoke, telemetry_payloads(10))  # smoke sizes: no node is started
+    assert [row.figure for row in rows] == ["2. throughput qos0"] * 2 + ["2. throughput qos1"] * 2
+    assert {row.absent for row in rows} == {_rabbitmq.rabbitmq_absent(True)}
+    assert all(row.note == row.absent and row.status == "n/a" for row in rows)
+    assert not run_failed(smoke, rows, strict=True)
+
+    def missing() -> str:
+        raise BrokerNotInstalledError("rabbitmq-server is not installed")
+
+    monkeypatch.setattr(_rabbitmq, "rabbitmq_version", missing)
+    assert _rabbitmq.rabbitmq_absent(False) == "not measured: rabbitmq-server not installed"
+    rows = await rabbitmq_rows(_bench(mosquitto), telemetry_payloads(10))
+    assert {row.note for row in rows} == {"not measured: rabbitmq-server not installed"}
+    assert "not measured: rabbitmq-server not installed" in render_table(rows)

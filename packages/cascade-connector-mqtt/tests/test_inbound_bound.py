@@ -90,7 +90,7 @@ async def test_qos1_waits_at_the_broker_and_is_acknowledged_only_after_its_callb
     finished: set[int] = set()
     early: list[int] = []
     original_message = Lifecycle._link_message
-    original_puback = _hooks.send_puback
+    original_pubacks = _hooks.send_pubacks
 
     def record_message(
         self: Lifecycle,
@@ -105,14 +105,15 @@ async def test_qos1_waits_at_the_broker_and_is_acknowledged_only_after_its_callb
             mids[mid] = json.loads(payload)["i"]
         original_message(self, link, topic, payload, retain, sids, mid)
 
-    def record_puback(client: Any, mid: int) -> Any:
-        i = mids.pop(mid, None)
-        if i is not None and i not in finished:
-            early.append(i)
-        return original_puback(client, mid)
+    def record_pubacks(client: Any, acked: Sequence[int]) -> Any:
+        for mid in acked:
+            i = mids.pop(mid, None)
+            if i is not None and i not in finished:
+                early.append(i)
+        return original_pubacks(client, acked)
 
     monkeypatch.setattr(Lifecycle, "_link_message", record_message)
-    monkeypatch.setattr(_hooks, "send_puback", record_puback)
+    monkeypatch.setattr(_hooks, "send_pubacks", record_pubacks)
     subscriber = make(max_inbound=20)
     publisher = make()
     await subscriber.connect()
@@ -133,4 +134,5 @@ async def test_qos1_waits_at_the_broker_and_is_acknowledged_only_after_its_callb
     assert got == list(range(300))
     assert subscriber.stats.dropped_inbound == 0
     assert not early, f"acknowledged before the callback ran: {early[:10]}"
+    await eventually(lambda: not mids, 5)  # every message is acknowledged (after its callback)
     assert worst <= 20, f"the inbound backlog reached {worst}: the broker did not hold the rest"

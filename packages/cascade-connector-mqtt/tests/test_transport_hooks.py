@@ -7,6 +7,7 @@ import logging
 import os
 import subprocess
 import sys
+from typing import Any
 
 import paho.mqtt.client as paho
 import pytest
@@ -14,6 +15,7 @@ from cascade.connectors.mqtt import MqttConnector, _hooks
 from cascade.connectors.mqtt._paho_driver import PahoDriver
 from cascade.connectors.mqtt.mosquitto import MosquittoServer
 from cascade.connectors.testing import eventually
+from paho.mqtt.enums import CallbackAPIVersion
 
 
 def test_no_hook_is_missing_on_the_installed_versions() -> None:
@@ -88,3 +90,37 @@ async def test_the_forced_fallback_runs_on_paho_public_api(
         await connector.publish("fallback/t", {"i": 50}, qos=1)
         await eventually(lambda: len(got) == 51, 10)
     assert got == [{"i": i} for i in range(51)]
+
+
+def _packet(command: int, qos: int, data: bytes | bytearray, pos: int = 0) -> Any:
+    return {
+        "command": command,
+        "mid": 0,
+        "qos": qos,
+        "pos": pos,
+        "to_process": len(data) - pos,
+        "packet": data,
+        "info": None,
+    }
+
+
+def test_queued_qos1_publishes_are_joined_into_one_write() -> None:
+    client = paho.Client(CallbackAPIVersion.VERSION2)
+    out = client._out_packet
+    out.extend(
+        [
+            _packet(0x32, 1, b"a1", pos=1),  # half written already: left alone
+            _packet(0x32, 1, b"b"),
+            _packet(0x3A, 1, bytearray(b"c")),  # a DUP re-send is a QoS 1 PUBLISH too
+            _packet(0x40, 0, b"ack"),  # anything else keeps its place
+            _packet(0x32, 1, b"d"),
+            _packet(0x32, 1, b"e"),
+        ]
+    )
+    _hooks.join_qos1_packets(client)
+    assert [(p["packet"], p["to_process"], p["pos"]) for p in out] == [
+        (b"a1", 1, 1),
+        (b"bc", 2, 0),
+        (b"ack", 3, 0),
+        (b"de", 2, 0),
+    ]

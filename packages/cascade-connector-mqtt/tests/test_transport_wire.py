@@ -29,7 +29,28 @@ def test_qos1_publish_has_its_packet_id_and_subscription_ids() -> None:
     _qos, mid, _retain, _topic, _problem, sids, payload = _wire.parse_publish(
         0x32, _publish_body(b"t", qos=1, props=props)
     )
-    assert (mid, sids, payload) == (7, [5, 129], b"{}")
+    assert (mid, sids, payload) == (7, (5, 129), b"{}")
+
+
+def test_held_messages_share_their_topic_and_subscription_ids() -> None:
+    # A backlog of held messages keeps one topic string and one sids tuple, not one per message.
+    body = _publish_body("shared/topic/\u00e9".encode(), qos=1, props=b"\x0b\x05")
+    first = _wire.parse_publish(0x32, body)
+    second = _wire.parse_publish(0x32, bytearray(body))
+    assert first[3] == "shared/topic/\u00e9"
+    assert first[5] == (5,)
+    assert first[3] is second[3]
+    assert first[5] is second[5]
+    assert _wire.parse_publish(0x30, _publish_body(b"t"))[5] == ()
+
+
+def test_a_cached_unacceptable_topic_is_still_refused() -> None:
+    for _ in range(2):
+        _qos, _mid, _retain, _topic, problem, _sids, _payload = _wire.parse_publish(
+            0x30, _publish_body(b"cached/#")
+        )
+        assert problem is not None
+        assert "wildcard" in problem
 
 
 @pytest.mark.parametrize(

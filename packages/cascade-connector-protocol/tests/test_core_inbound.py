@@ -15,7 +15,7 @@ LOG = logging.getLogger("test.core.inbound")
 
 def make(max_inbound: int) -> tuple[InboundQueue[tuple[str, int]], ConnectorStats]:
     stats = ConnectorStats()
-    return InboundQueue(max_inbound, stats, LOG, "test"), stats
+    return InboundQueue(max_inbound, stats, LOG, "test", is_kept=lambda entry: entry[0] != "q0"), stats
 
 
 def test_qos0_beyond_the_bound_drops_the_oldest_with_one_warning_per_episode(
@@ -103,3 +103,4 @@ def test_the_bound_and_the_counters_match_a_model(max_inbound: int, ops: list[st
     # never beyond the bound unless only never-dropped entries are queued
     assert len(queue) <= max(max_inbound, kept)
     assert delivered + len(queue) + dropped == sum(1 for op in ops if op != "pop")
+    assert queue.kept == sum(1 for kind, _n in queue.queue if kind != "q0")

@@ -78,6 +78,7 @@ class Link:
         self._pending: dict[int, asyncio.Future[int]] = {}
         self._prefixes: dict[str, bytes] = {}
         self._qos0_mids: Counter[int] = Counter()  # public path: on_publish ids that are QoS 0 writes
+        self._acks: list[int] = []  # inbound QoS 1 ids whose callbacks ran, acknowledged together soon
         self._watchdog: KeepaliveWatchdog | None = None
         self._framer = _wire.Framer(settings.max_inbound_packet_size)
         self.lost = False
@@ -364,6 +365,8 @@ class Link:
         if self.lost:
             return
         try:
+            if self.private_api:
+                _hooks.join_qos1_packets(self._paho)
             self._paho.loop_write()
         except Exception as exc:  # the socket broke: same handling as aiomqtt's writer callback
             _log.debug("writing to the socket failed: %s", exc)
@@ -417,11 +420,24 @@ class Link:
                 _log.exception("internal error while counting a malformed message")
 
     def ack(self, mid: int) -> None:
-        """Send the PUBACK of inbound QoS 1 message `mid` (handed to the owner with that `mid`)."""
+        """Send the PUBACK of inbound QoS 1 message `mid` (handed to the owner with that `mid`).
+
+        Sent at the event loop's next turn together with the others acknowledged until then (one
+        socket write for a whole dispatched batch, not one per message); never before `ack` is called.
+        """
         if self.lost or not self.private_api:
             return  # lost: ours are clean sessions, it is gone; public path: paho acknowledged it
+        acks = self._acks
+        if not acks:
+            self._loop.call_soon(self._send_acks)
+        acks.append(mid)
+
+    def _send_acks(self) -> None:
+        mids, self._acks = self._acks, []
+        if self.lost or not mids:
+            return
         with contextlib.suppress(Exception):
-            _hooks.send_puback(self._paho, mid)
+            _hooks.send_pubacks(self._paho, mids)
 
     def _deliver(
         self, topic: str, payload: bytes | bytearray, retain: bool, sids: Sequence[int], mid: int = 0

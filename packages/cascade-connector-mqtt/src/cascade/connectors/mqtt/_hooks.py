@@ -29,6 +29,8 @@ __all__ = [
     "queue_raw",
     "send_pingreq",
     "send_puback",
+    "join_qos1_packets",
+    "send_pubacks",
     "wrap_socket",
 ]
 
@@ -37,7 +39,7 @@ import functools
 import inspect
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Final, Protocol
 
 import aiomqtt
@@ -121,6 +123,18 @@ def _in_packet_shape() -> bool:
     )
 
 
+def _out_packet_shape() -> bool:
+    # paho writes `_out_packet` one dict at a time and acts after a write only on QoS 0 PUBLISH and
+    # DISCONNECT packets: a QoS 1 PUBLISH is tracked by its PUBACK (join_qos1_packets relies on it).
+    src = _source(paho.Client._packet_write).replace("'", '"')
+    return (
+        "self._out_packet.popleft()" in src
+        and 'packet["qos"] == 0' in src
+        and '"to_process"' in src
+        and '"pos"' in src
+    )
+
+
 HOOKS: Final[dict[str, Callable[[], bool]]] = {
     "aiomqtt Client._client (the paho client)": _assigns(aiomqtt.Client, "_client"),
     "aiomqtt Client._connected": _assigns(aiomqtt.Client, "_connected"),
@@ -140,6 +154,7 @@ HOOKS: Final[dict[str, Callable[[], bool]]] = {
         "return self._sock.recv(bufsize)" in _source(paho.Client)
     ),
     "paho Client._in_packet": _in_packet_shape,
+    "paho Client._out_packet (QoS 1 PUBLISH: nothing done once written)": _out_packet_shape,
     "paho Client._handle_publish": _method(paho.Client, "_handle_publish"),
     "paho Client._packet_queue": _method(
         paho.Client, "_packet_queue", "command", "packet", "mid", "qos", "info"
@@ -333,6 +348,7 @@ class AiomqttDriver(PahoCallbacks, aiomqtt.Client):
         # asyncio log "Exception in callback ... Bad file descriptor" at ERROR.
         def write() -> None:
             try:
+                join_qos1_packets(client)
                 client.loop_write()
             except Exception as exc:  # the connection broke, as in aiomqtt's own callback
                 if not self._disconnected.done():
@@ -369,6 +385,50 @@ def in_packet(client: paho.Client) -> tuple[int, bytes | bytearray]:
 
 def send_puback(client: paho.Client, mid: int) -> MQTTErrorCode:
     return client._send_puback(mid)
+
+
+def join_qos1_packets(client: paho.Client) -> None:
+    """Join each run of queued QoS 1 PUBLISH packets not yet begun into ONE paho packet, so that paho
+    writes them with one ``send`` instead of one each. paho does nothing per written QoS 1 packet (it
+    tracks each by its PUBACK), so the bytes on the wire and paho's bookkeeping stay the same.
+    """
+    out = client._out_packet
+    if len(out) < 2:
+        return
+    joined: list[Any] = []
+    run: list[Any] = []
+    for packet in out:
+        if packet["qos"] == 1 and packet["pos"] == 0 and packet["command"] & 0xF0 == paho.PUBLISH:
+            run.append(packet)
+            continue
+        if run:
+            joined.append(_joined(run))
+            run = []
+        joined.append(packet)
+    if run:
+        joined.append(_joined(run))
+    if len(joined) < len(out):
+        out.clear()
+        out.extend(joined)
+
+
+def _joined(run: list[Any]) -> Any:
+    if len(run) == 1:
+        return run[0]
+    data = b"".join(packet["packet"] for packet in run)
+    first = dict(run[0])
+    first["packet"] = data
+    first["to_process"] = len(data)
+    return first
+
+
+def send_pubacks(client: paho.Client, mids: Sequence[int]) -> MQTTErrorCode:
+    """Queue the PUBACKs of inbound QoS 1 messages `mids` as ONE paho packet (one socket write)."""
+    data = b"".join(_PUBACK_HEAD + mid.to_bytes(2, "big") for mid in mids)
+    return client._packet_queue(paho.PUBACK, data, 0, 0)
+
+
+_PUBACK_HEAD: Final = bytes((paho.PUBACK, 2))  # PUBACK, remaining length 2 (MQTT 5: reason 0 implied)
 
 
 def send_pingreq(client: paho.Client) -> None:

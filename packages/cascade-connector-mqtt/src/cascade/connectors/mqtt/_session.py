@@ -28,6 +28,11 @@ Inbound = tuple[str, bytes | bytearray, bool, Sequence[int], int, "Link"]
 0 for QoS 0, else the QoS 1 message id to acknowledge on `link` once the callbacks ran."""
 
 
+def _is_qos1(entry: Inbound) -> bool:
+    """QoS 1 entries are never dropped from the inbound queue (the broker holds what we do not read)."""
+    return entry[4] != 0
+
+
 class Ending(enum.Enum):
     """How close the session is to its end."""
 
@@ -63,7 +68,7 @@ class Session:
         self.delivery = Delivery(stats, log)
         self.malformed = MalformedFilter()
         self.inbound: InboundQueue[Inbound] = InboundQueue(
-            settings.max_inbound, stats, log, f"connector {settings.source}"
+            settings.max_inbound, stats, log, f"connector {settings.source}", is_kept=_is_qos1
         )
         self.connected_at = 0.0  # loop time of the current connection's CONNACK
         self.presence_ts = ""  # the time of the connection being made (its online and its will)

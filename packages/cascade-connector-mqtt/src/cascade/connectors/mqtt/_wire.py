@@ -25,6 +25,14 @@ _PUBLISH_HEADER: Final = bytes((PUBLISH,))
 _PUBLISH_RETAIN_HEADER: Final = bytes((PUBLISH | 1,))
 _SMALL_VARINTS: Final = tuple(bytes((n,)) for n in range(128))
 
+# Inbound topics and subscription-id tuples already seen, shared by every held message that carries
+# them: a backlog of `max_inbound` messages then holds one topic string and one tuple, not one of each
+# per message, and a known topic is not checked again. Bounded: each resets when it holds _CACHE_LIMIT.
+_CACHE_LIMIT: Final = 4096
+_NO_SIDS: Final[tuple[int, ...]] = ()
+_topics: dict[str, tuple[str, str | None]] = {}
+_sids: dict[tuple[int, ...], tuple[int, ...]] = {}
+
 
 def varint(n: int) -> bytes:
     """MQTT's variable byte integer (the remaining length of a packet)."""
@@ -102,8 +110,9 @@ class MalformedPacket(ValueError):
     """An inbound packet that breaks MQTT 5's encoding rules: the connection must be closed."""
 
 
-def subscription_ids(data: bytes | bytearray, pos: int, end: int) -> list[int]:
-    """The subscription identifiers among the PUBLISH properties in ``data[pos:end]``.
+def subscription_ids(data: bytes | bytearray, pos: int, end: int) -> tuple[int, ...]:
+    """The subscription identifiers among the PUBLISH properties in ``data[pos:end]`` (a shared tuple:
+    equal results are the same object).
 
     Raises `MalformedPacket` for an unknown property, a topic alias (we announce Topic Alias Maximum
     0, so a broker must not send one) or a property running past the end.
@@ -134,10 +143,18 @@ def subscription_ids(data: bytes | bytearray, pos: int, end: int) -> list[int]:
         raise MalformedPacket(f"PUBLISH properties cannot be decoded: {exc}") from exc
     if pos != end:
         raise MalformedPacket("PUBLISH properties run past their announced length")
-    return sids
+    if not sids:
+        return _NO_SIDS
+    key = tuple(sids)
+    shared = _sids.get(key)
+    if shared is None:
+        if len(_sids) >= _CACHE_LIMIT:
+            _sids.clear()
+        shared = _sids[key] = key
+    return shared
 
 
-InboundPublish = tuple[int, int, bool, str | None, str | None, list[int], bytes]
+InboundPublish = tuple[int, int, bool, str | None, str | None, tuple[int, ...], bytes]
 """One parsed inbound PUBLISH: (qos, packet id, retain, topic, problem, subscription ids, payload).
 `topic` is None or `problem` says why when the topic is unacceptable: the message must be dropped (and
 still acknowledged), but the connection is fine. A plain tuple: this is the per-message hot path."""
@@ -170,18 +187,23 @@ def parse_publish(header: int, data: bytes | bytearray, v5: bool = True) -> Inbo
             raise MalformedPacket("PUBLISH with packet identifier 0")
     if not v5:
         end = pos
-        sids: list[int] = []
+        sids = _NO_SIDS
     else:
         end, sids = _properties(data, pos, size)
     try:
-        topic = raw_topic.decode("utf-8")
+        decoded = raw_topic.decode("utf-8")
     except UnicodeDecodeError:
         return qos, mid, bool(header & 0x01), None, "its topic is not valid UTF-8", sids, b""
-    problem = topic_problem(topic)
+    known = _topics.get(decoded)
+    if known is None:
+        if len(_topics) >= _CACHE_LIMIT:
+            _topics.clear()
+        known = _topics[decoded] = (decoded, topic_problem(decoded))
+    topic, problem = known
     return qos, mid, bool(header & 0x01), topic, problem, sids, bytes(data[end:])
 
 
-def _properties(data: bytes | bytearray, pos: int, size: int) -> tuple[int, list[int]]:
+def _properties(data: bytes | bytearray, pos: int, size: int) -> tuple[int, tuple[int, ...]]:
     """Read the MQTT 5 PUBLISH properties at `pos`: (where the payload starts, subscription ids)."""
     length = data[pos] if pos < size else 0x80
     if length < 0x80:
@@ -194,7 +216,7 @@ def _properties(data: bytes | bytearray, pos: int, size: int) -> tuple[int, list
     end = pos + length
     if end > size:
         raise MalformedPacket("PUBLISH properties run past the end of the packet")
-    return end, (subscription_ids(data, pos, end) if length else [])
+    return end, (subscription_ids(data, pos, end) if length else _NO_SIDS)
 
 
 def check_topic(raw: bytes) -> tuple[str | None, str | None]:

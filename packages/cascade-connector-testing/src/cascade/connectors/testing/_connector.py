@@ -55,6 +55,8 @@ _SEND_BATCH: Final = 4096  # messages the sender hands over before it yields to 
 _YIELD_BACKLOG: Final = 1024  # a connected publisher yields once when its queue is at least this long
 _CONNECTED: Final = ConnectorState.CONNECTED
 _RECONNECTING: Final = ConnectorState.RECONNECTING
+# Builds an `Outgoing` without the named tuple's Python-level __new__ (a frame per publish).
+_new_outgoing: Final = tuple.__new__
 
 
 class InMemoryConnector(ConnectOnEnter):
@@ -334,7 +336,7 @@ class InMemoryConnector(ConnectOnEnter):
             if len(queue) >= out.max_buffered and not out.make_room():
                 self._stats.dropped += 1  # only QoS 1 is queued: this message is the oldest QoS 0
                 return
-            queue.append(Outgoing(topic, raw, retain, None))
+            queue.append(_new_outgoing(Outgoing, (topic, raw, retain, None)))
             if self._online:
                 if self._sender_waiter is not None:
                     self._wake_sender()

@@ -29,10 +29,17 @@ _log = logging.getLogger("cascade.connectors.testing")
 _CACHE_LIMIT: Final = 4096  # entries in the per-topic match cache before it is reset
 
 # Inbound queue entries, unpacked as (topic, raw, target):
-#   target None                 -> a live message, matched against the connector's subscriptions
+#   target None                 -> a live QoS 0 message, matched against the connector's subscriptions
+#   target QOS1                 -> a live QoS 1 message, likewise (never dropped)
 #   target InMemorySubscription -> a retained replay for that subscription only
 #   topic None                  -> a control entry: target is a zero-argument callable run in order
+# Every entry whose target is not None is kept (never dropped by the max_inbound policy).
 Inbound = tuple[Any, Any, Any]
+QOS1: Final = object()
+
+
+def _is_kept(entry: Inbound) -> bool:
+    return entry[2] is not None
 
 
 def _resolve(future: asyncio.Future[None]) -> Callable[[], None]:
@@ -50,7 +57,7 @@ class Inbox:
         self._owner = owner
         self.max_inbound = max_inbound
         self.inbound: InboundQueue[Inbound] = InboundQueue(
-            max_inbound, owner._stats, _log, f"connector {owner.source}"
+            max_inbound, owner._stats, _log, f"connector {owner.source}", is_kept=_is_kept
         )
         self.queue = self.inbound.queue
         self.held: deque[tuple[Inbound, int]] = deque()  # (entry, qos) the "broker" holds back
@@ -67,7 +74,7 @@ class Inbox:
         """A new session: a fresh queue and dispatcher task."""
         owner = self._owner
         self.inbound = InboundQueue(
-            self.max_inbound, owner._stats, _log, f"connector {owner.source}"
+            self.max_inbound, owner._stats, _log, f"connector {owner.source}", is_kept=_is_kept
         )
         self.queue = self.inbound.queue
         self.held = deque()
@@ -77,7 +84,7 @@ class Inbox:
 
     def offer(self, topic: str, raw: bytes, qos: int) -> None:
         """A live message from the broker (QoS 0 may be dropped past the bound; QoS 1 is held)."""
-        entry = (topic, raw, None)
+        entry = (topic, raw, QOS1 if qos else None)
         if self.held:  # the broker holds everything behind a held message: arrival order is kept
             self.held.append((entry, qos))
         elif not qos:
@@ -202,8 +209,7 @@ class Inbox:
         loop = asyncio.get_running_loop()
         broker = owner._broker
         queue = inbound.queue
-        kept = inbound.kept
-        popleft = queue.popleft  # InboundQueue.popleft inlined (the kept ids, the episode below)
+        popleft = queue.popleft  # InboundQueue.popleft inlined (the kept count, the episode below)
         match = self._match
         cached = self._match_cache.get
         deliver = owner._delivery.deliver
@@ -221,21 +227,24 @@ class Inbox:
             for _ in range(len(queue)):
                 if not queue:
                     break
-                entry = popleft()
-                if kept:
-                    kept.discard(id(entry))
-                topic, raw, target = entry
+                topic, raw, target = popleft()
                 if self.held:
                     self._refill()
                 if target is None:
                     subs = cached(topic) or match(topic)
                     if not subs:
                         continue
-                elif topic is None:
-                    target()
-                    continue
                 else:
-                    subs = (target,)
+                    inbound.kept -= 1  # every entry with a target is kept
+                    if target is QOS1:
+                        subs = cached(topic) or match(topic)
+                        if not subs:
+                            continue
+                    elif topic is None:
+                        target()
+                        continue
+                    else:
+                        subs = (target,)
                 self.current_topic = topic
                 await deliver(topic, raw, subs)
                 if owner._gen != gen:

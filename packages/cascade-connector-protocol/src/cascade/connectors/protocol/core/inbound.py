@@ -26,21 +26,32 @@ E = TypeVar("E")
 class InboundQueue(Generic[E]):
     """A FIFO of received entries with the ``max_inbound`` policy and exact counters.
 
+    `is_kept` says whether an entry must never be dropped (QoS 1, replays, control entries): what
+    `append_kept` queues must satisfy it, what `append` queues must not. `kept` counts the queued
+    kept entries (a number, not a record per entry: a backlog costs nothing here per message).
+
     Dispatchers take entries with `popleft`. A hot path may inline it: pop from `queue` itself and
-    ``kept.discard(id(entry))`` when `kept` is not empty, then call `episode_over` when the queue
-    is empty. Likewise a droppable entry may be appended to `queue` directly while
+    ``kept -= 1`` when `kept` is not 0 and the entry is kept, then call `episode_over` when the
+    queue is empty. Likewise a droppable entry may be appended to `queue` directly while
     ``len(queue) < max_inbound``.
     """
 
-    __slots__ = ("_log", "_name", "_warned", "kept", "max_inbound", "queue", "stats")
+    __slots__ = ("_log", "_name", "_warned", "is_kept", "kept", "max_inbound", "queue", "stats")
 
     def __init__(
-        self, max_inbound: int, stats: ConnectorStats, logger: logging.Logger, name: str = "connector"
+        self,
+        max_inbound: int,
+        stats: ConnectorStats,
+        logger: logging.Logger,
+        name: str = "connector",
+        *,
+        is_kept: Callable[[E], bool],
     ) -> None:
         self.max_inbound = check_int("max_inbound", max_inbound, 1)
         self.stats = stats
         self.queue: deque[E] = deque()
-        self.kept: set[int] = set()  # ids of the queued entries that must not be dropped
+        self.is_kept = is_kept
+        self.kept = 0  # queued entries that must not be dropped
         self._log = logger
         self._name = name
         self._warned = False
@@ -63,19 +74,19 @@ class InboundQueue(Generic[E]):
 
     def append_kept(self, entry: E) -> None:
         """Queue an entry that is never dropped (QoS 1, replay, control); it makes room if full."""
-        if len(self.queue) >= self.max_inbound and len(self.kept) < len(self.queue):
+        if len(self.queue) >= self.max_inbound and self.kept < len(self.queue):
             self._make_room(None)
         self.queue.append(entry)
-        self.kept.add(id(entry))
+        self.kept += 1
 
     def _make_room(self, new: E | None) -> None:
         queue = self.queue
-        kept = self.kept
-        if not kept:
+        if not self.kept:
             queue.popleft()
         else:
+            is_kept = self.is_kept
             for i, old in enumerate(queue):
-                if id(old) not in kept:
+                if not is_kept(old):
                     del queue[i]
                     break
             else:
@@ -100,9 +111,8 @@ class InboundQueue(Generic[E]):
     def popleft(self) -> E:
         """Take the oldest entry. Raises `IndexError` if empty."""
         entry = self.queue.popleft()
-        kept = self.kept
-        if kept:
-            kept.discard(id(entry))
+        if self.kept and self.is_kept(entry):
+            self.kept -= 1
         if not self.queue:
             self._warned = False  # the episode is over
         return entry
@@ -117,11 +127,11 @@ class InboundQueue(Generic[E]):
         """
         items = list(self.queue)
         self.queue.clear()
-        self.kept.clear()
+        self.kept = 0
         self._warned = False
         counted = len(items) if counts is None else sum(1 for item in items if counts(item))
         self.stats.dropped_inbound += counted
         return counted
 
     def __repr__(self) -> str:
-        return f"InboundQueue({len(self.queue)}/{self.max_inbound}, kept={len(self.kept)})"
+        return f"InboundQueue({len(self.queue)}/{self.max_inbound}, kept={self.kept})"
