@@ -32,6 +32,7 @@ FAST: dict[str, Any] = {"reconnect_min_delay": 0.02, "reconnect_max_delay": 0.2}
 CONCLUDED = 10.0 + PROBE_GRACE  # s: the probe's answers on a loaded machine, then its grace
 NO_WILDCARD = "sends no retained messages to wildcard subscriptions"
 LATE = "delivers retained messages after the sync marker"
+PROBE_ATTEMPTS = 5  # connectors (one probe each) for aedes to show the overtaking at least once
 
 
 def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -106,22 +107,38 @@ async def test_rabbitmq_warns_once_for_two_wildcard_subscriptions_and_keeps_work
 async def test_aedes_warns_once_that_the_marker_overtakes_the_replay(
     broker_pool: Any, connectors: Callable[..., MqttConnector], caplog: pytest.LogCaptureFixture
 ) -> None:
+    # aedes lets the marker overtake the replay in most probes, not all: seen once under load to
+    # deliver all three probe messages first. Each connector probes once; this test asks that within
+    # a few connectors one sees it, and that every connector warns exactly when its probe saw it.
     caplog.set_level(logging.WARNING, logger=LOGGER)
     aedes = broker_pool.get("aedes")
-    base = unique("rw")
-    subscriber = connectors(aedes.url)
-    await subscriber.connect()
-    seen = Recorder()
-    await subscriber.subscribe(f"{base}/+", seen)
-    await subscriber.subscribe(f"{base}/#", Recorder())
-    await eventually(lambda: subscriber._probe.outcome is not None, CONCLUDED)
-    assert subscriber._probe.outcome is ProbeOutcome.LATE
-    warnings = _warnings(caplog)
-    assert len(warnings) == 1, warnings
-    assert LATE in warnings[0]
-    assert seen.payloads == []
-    assert subscriber.stats == ConnectorStats()
-    _assert_probe_cleared(aedes, subscriber)
+    outcomes: list[ProbeOutcome] = []
+    for _attempt in range(PROBE_ATTEMPTS):
+        caplog.clear()
+        base = unique("rw")
+        subscriber = connectors(aedes.url)
+        await subscriber.connect()
+        seen = Recorder()
+        await subscriber.subscribe(f"{base}/+", seen)
+        await subscriber.subscribe(f"{base}/#", Recorder())
+        probe = subscriber._probe
+        await eventually(lambda: probe.outcome is not None, CONCLUDED)  # noqa: B023 (awaited here)
+        outcome = probe.outcome
+        assert outcome in (ProbeOutcome.LATE, ProbeOutcome.REPLAYED), outcome
+        outcomes.append(outcome)
+        warnings = _warnings(caplog)
+        if outcome is ProbeOutcome.LATE:
+            assert len(warnings) == 1, warnings
+            assert LATE in warnings[0]
+        else:
+            assert warnings == []
+        assert seen.payloads == []
+        assert subscriber.stats == ConnectorStats()
+        _assert_probe_cleared(aedes, subscriber)
+        await subscriber.disconnect()
+        if outcome is ProbeOutcome.LATE:
+            break
+    assert ProbeOutcome.LATE in outcomes, f"no probe saw aedes overtake the replay in {outcomes}"
 
 
 @pytest.mark.parametrize("name", ["mosquitto", "ejabberd", "amqtt"])
