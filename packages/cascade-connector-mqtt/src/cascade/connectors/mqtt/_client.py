@@ -48,7 +48,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from . import _hooks, _wire
 from ._connect_errors import connect_error
-from ._drivers import make_driver
+from ._drivers import make_driver, send_puback
 from ._link_types import DEFAULT_MAX_INBOUND_PACKET_SIZE, LinkOwner, LinkSettings, MqttVersion, Sent
 from ._reasons import disconnect_text, reason_text
 from ._socket import BufferedSocket
@@ -422,11 +422,16 @@ class Link:
     def ack(self, mid: int) -> None:
         """Send the PUBACK of inbound QoS 1 message `mid` (handed to the owner with that `mid`).
 
-        Sent at the event loop's next turn together with the others acknowledged until then (one
-        socket write for a whole dispatched batch, not one per message); never before `ack` is called.
+        Private path: sent at the event loop's next turn together with the others acknowledged until
+        then (one socket write for a whole dispatched batch); public path: paho's own ``ack`` (its
+        client acknowledges manually) at once. Never before `ack` is called (promise 13).
         """
-        if self.lost or not self.private_api:
-            return  # lost: ours are clean sessions, it is gone; public path: paho acknowledged it
+        if self.lost:
+            return  # ours are clean sessions: the broker forgot it with the connection
+        if not self.private_api:
+            with contextlib.suppress(Exception):
+                send_puback(self._driver, mid)
+            return
         acks = self._acks
         if not acks:
             self._loop.call_soon(self._send_acks)
@@ -448,28 +453,37 @@ class Link:
             _log.exception("internal error while receiving a message on %r", topic)
 
     def _message(self, message: paho.MQTTMessage) -> None:
-        """Paho's decoded message (public path, and QoS 2 on the private path)."""
+        """Paho's decoded message (public path, and QoS 2 on the private path).
+
+        ``paho.ack`` answers what paho leaves to us: everything on the public path (manual_ack), where
+        a dropped message is acknowledged as on the private path; nothing on the private path.
+        """
         try:
             topic = message.topic
         except UnicodeDecodeError:
             self._drop("its topic is not valid UTF-8")
+            self._paho.ack(message.mid, message.qos)
             return
         problem = _wire.topic_problem(topic)
         if problem is not None:
             self._drop(problem)
+            self._paho.ack(message.mid, message.qos)
             return
         payload = message.payload
         if len(payload) > self._settings.max_inbound_packet_size:
             self._drop(f"{len(payload)} bytes on {topic!r}, over our Maximum Packet Size")
+            self._paho.ack(message.mid, message.qos)
             return
         props = getattr(message, "properties", None)
         sids: Sequence[int] = ()
         if props is not None:
             sids = getattr(props, "SubscriptionIdentifier", ())
-        # paho's public API has already acknowledged a QoS 1 message: its mid only marks it as one
-        # that must not be dropped (`ack` does nothing on this path).
+        # QoS 1: the owner acknowledges once the callbacks ran (`ack`). QoS 2 (never subscribed to) is
+        # answered (PUBCOMP) on delivery, as paho itself does.
         mid = message.mid if message.qos == 1 else 0
         self._deliver(topic, payload, bool(message.retain), sids, mid)
+        if message.qos == 2:
+            self._paho.ack(message.mid, 2)
 
     def _handle_publish(self) -> MQTTErrorCode:
         """Paho's ``_handle_publish`` without building an ``MQTTMessage`` and MQTT 5 ``Properties`` per

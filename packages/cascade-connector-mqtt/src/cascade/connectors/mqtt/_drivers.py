@@ -2,20 +2,35 @@
 
 from __future__ import annotations
 
-__all__ = ["Driver", "make_driver"]
+__all__ = ["Driver", "make_driver", "send_puback"]
 
 import socket
 
 import aiomqtt
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from . import _hooks
 from ._hooks import AiomqttDriver, LinkEvents
 from ._link_types import LinkSettings, MqttVersion
 from ._paho_driver import PahoDriver
 from ._socket import paho_log
 
 Driver = AiomqttDriver | PahoDriver
+
+
+def send_puback(driver: Driver, mid: int) -> MQTTErrorCode:
+    """Queue the PUBACK of inbound QoS 1 message `mid` (paho writes it when the socket takes it).
+
+    Both drivers leave QoS 1 acknowledgements to the `Link` owner (docs/contract.md, promise 13):
+    `PahoDriver`'s client acknowledges manually (``manual_ack``, answered through paho's public
+    ``ack``); `AiomqttDriver` reads PUBLISH packets itself and answers through the private hook.
+    Call it on the event loop thread, where both drivers run paho.
+    """
+    if isinstance(driver, PahoDriver):
+        return driver.paho.ack(mid, 1)
+    return _hooks.send_puback(driver.paho, mid)
 
 
 def make_driver(events: LinkEvents, settings: LinkSettings, *, private: bool) -> Driver:

@@ -4,6 +4,9 @@ Used when `_hooks` finds a private hook missing, or when ``CASCADE_MQTT_PUBLIC_A
 ``connect`` (in an executor thread: it blocks on TCP and TLS), ``socket``, ``loop_read``/``loop_write``
 /``loop_misc``, ``want_write``, the ``on_socket_*`` callbacks and the ``on_*`` MQTT callbacks, as
 paho documents for an external event loop. Same events to the `Link` as `_hooks.AiomqttDriver`.
+The client acknowledges manually (``manual_ack=True``): the `Link` sends each PUBACK through paho's
+``ack`` once the message's callbacks ran (`_drivers.send_puback`). All paho calls run on the loop
+thread (the executor thread only runs ``connect``, before any message can arrive).
 """
 
 from __future__ import annotations
@@ -63,7 +66,11 @@ class PahoDriver(PahoCallbacks):
         self._misc: asyncio.Task[None] | None = None
         self._fd = -1
         version = paho.MQTTv5 if v5 else paho.MQTTv311
-        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=identifier, protocol=version)
+        # manual_ack: paho leaves every QoS 1/2 acknowledgement to us (`ack`), so a QoS 1 PUBACK goes
+        # out only after the message's callbacks ran, as on the default driver (docs/contract.md, 13).
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=identifier, protocol=version, manual_ack=True
+        )
         self.paho = client
         client.enable_logger(logger)
         if username is not None:
