@@ -41,7 +41,7 @@ async def _until_disconnected(connector: Connector, within: float = 5.0) -> None
     while getattr(connector, "connected", False):
         if time.monotonic() > deadline:
             raise BenchError("the connector did not notice the broker's stop")
-        await asyncio.sleep(0.005)
+        await asyncio.sleep(0.005)  # polling a condition (connected), not synchronising on time
 
 
 @dataclass(frozen=True, slots=True)
