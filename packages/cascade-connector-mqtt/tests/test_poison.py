@@ -96,9 +96,7 @@ async def test_sessions_that_die_right_after_connack_make_the_backoff_grow(
     reconnects (the delays grow to reconnect_max_delay), not one per minimum delay.
     """
     async with FaultProxy(mosquitto.host, mosquitto.port) as proxy:
-        connector = MqttConnector(
-            proxy.host, proxy.port, reconnect_min_delay=0.01, reconnect_max_delay=1.0
-        )
+        connector = MqttConnector(proxy.host, proxy.port, reconnect_min_delay=0.01, reconnect_max_delay=1.0)
         await connector.connect()
         loop = asyncio.get_running_loop()
         end = loop.time() + 4.0

@@ -9,10 +9,10 @@ awaitable per message:
   as ONE paho packet (one ``send`` syscall instead of one per message); paho reports the write
   through ``on_publish`` with message id 0. On the public path each message is a paho ``publish``.
 - ``publish_qos1`` uses paho's ``publish`` (paho tracks the PUBACK).
-- inbound: paho's socket is wrapped in `_BufferedSocket` (one large ``recv`` serves paho's many tiny
-  reads; a `_wire.Framer` follows packet boundaries so an oversize packet is refused before it is
-  buffered and trickling bytes do not count as life), and PUBLISH packets are parsed by
-  `_wire.parse_publish` instead of paho's decoder. Inbound topics are checked before dispatch.
+- inbound (`_inbound_link.InboundSide`): paho's socket is wrapped in `BufferedSocket` (one ``recv``
+  of up to 64 KiB per readiness event; a `_wire.Framer` follows packet boundaries so an oversize
+  packet is refused before it is buffered and trickling bytes do not count as life); whole PUBLISH
+  packets are parsed by `_wire.parse_publish` straight from that buffer, the rest goes through paho.
 
 Every loss records its reason (`Link.loss_reason`) before the owner's ``_link_lost`` runs.
 """
@@ -40,7 +40,6 @@ from typing import Any, Final
 
 import aiomqtt
 import paho.mqtt.client as paho
-from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -48,7 +47,8 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from . import _hooks, _wire
 from ._connect_errors import connect_error
-from ._drivers import make_driver, send_puback
+from ._drivers import make_driver
+from ._inbound_link import InboundSide
 from ._link_types import DEFAULT_MAX_INBOUND_PACKET_SIZE, LinkOwner, LinkSettings, MqttVersion, Sent
 from ._reasons import disconnect_text, reason_text
 from ._socket import BufferedSocket
@@ -62,7 +62,7 @@ SUBSCRIBE_LOST: Final = -1
 _DEFAULT_RECEIVE_MAXIMUM: Final = 65535  # server "Receive Maximum" when the CONNACK does not say
 
 
-class Link:
+class Link(InboundSide):
     """One MQTT connection. Create with `Link.open`; it is never reused after it is lost.
 
     Public state: `protocol` (the `MqttVersion` spoken), `lost`, `closing`, `receive_maximum` and
@@ -159,41 +159,6 @@ class Link:
             self._fd = sock.fileno()
             self._loop.remove_reader(self._fd)
             self._loop.add_reader(self._fd, self._read_ready)
-
-    def _read_ready(self) -> None:
-        """The socket is readable: let paho read packets until the buffer is empty or we pause."""
-        client = self._paho
-        try:
-            while not self.lost and not self.reading_paused:
-                client.loop_read()
-                sock = client.socket()
-                pending = getattr(sock, "pending", None)
-                if pending is None or pending() <= 0:
-                    break
-        except Exception as exc:  # a broken socket: the connection is gone
-            self.note_loss(f"connection reset ({exc})")
-            self.abort()
-
-    def pause_reading(self) -> None:
-        """Stop reading from the socket (inbound backpressure: the broker holds what we do not read).
-
-        Keepalive loss is not detected while paused (the broker's silence is ours).
-        """
-        if self.lost or self.reading_paused or self._fd < 0:
-            return
-        self.reading_paused = True
-        self._loop.remove_reader(self._fd)
-
-    def resume_reading(self) -> None:
-        """Read again after `pause_reading` (what is already buffered first)."""
-        if not self.reading_paused:
-            return
-        self.reading_paused = False
-        if self.lost or self._fd < 0:
-            return
-        self._framer.last_packet = time.monotonic()
-        self._loop.add_reader(self._fd, self._read_ready)
-        self._loop.call_soon(self._read_ready)
 
     def _on_connack(self, props: Properties | None) -> None:
         if props is None or not self._v5:
@@ -408,108 +373,6 @@ class Link:
         fut = self._pending.pop(mid, None)
         if fut is not None and not fut.done():
             fut.set_result(code)
-
-    def _drop(self, detail: str) -> None:
-        self.malformed += 1
-        _log.warning("dropped an inbound message: %s", detail)
-        report = getattr(self._owner, "_link_malformed", None)
-        if report is not None:
-            try:
-                report(self, detail)
-            except Exception:
-                _log.exception("internal error while counting a malformed message")
-
-    def ack(self, mid: int) -> None:
-        """Send the PUBACK of inbound QoS 1 message `mid` (handed to the owner with that `mid`).
-
-        Private path: sent at the event loop's next turn together with the others acknowledged until
-        then (one socket write for a whole dispatched batch); public path: paho's own ``ack`` (its
-        client acknowledges manually) at once. Never before `ack` is called (promise 13).
-        """
-        if self.lost:
-            return  # ours are clean sessions: the broker forgot it with the connection
-        if not self.private_api:
-            with contextlib.suppress(Exception):
-                send_puback(self._driver, mid)
-            return
-        acks = self._acks
-        if not acks:
-            self._loop.call_soon(self._send_acks)
-        acks.append(mid)
-
-    def _send_acks(self) -> None:
-        mids, self._acks = self._acks, []
-        if self.lost or not mids:
-            return
-        with contextlib.suppress(Exception):
-            _hooks.send_pubacks(self._paho, mids)
-
-    def _deliver(
-        self, topic: str, payload: bytes | bytearray, retain: bool, sids: Sequence[int], mid: int = 0
-    ) -> None:
-        try:
-            self._owner._link_message(self, topic, payload, retain, sids, mid)
-        except Exception:
-            _log.exception("internal error while receiving a message on %r", topic)
-
-    def _message(self, message: paho.MQTTMessage) -> None:
-        """Paho's decoded message (public path, and QoS 2 on the private path).
-
-        ``paho.ack`` answers what paho leaves to us: everything on the public path (manual_ack), where
-        a dropped message is acknowledged as on the private path; nothing on the private path.
-        """
-        try:
-            topic = message.topic
-        except UnicodeDecodeError:
-            self._drop("its topic is not valid UTF-8")
-            self._paho.ack(message.mid, message.qos)
-            return
-        problem = _wire.topic_problem(topic)
-        if problem is not None:
-            self._drop(problem)
-            self._paho.ack(message.mid, message.qos)
-            return
-        payload = message.payload
-        if len(payload) > self._settings.max_inbound_packet_size:
-            self._drop(f"{len(payload)} bytes on {topic!r}, over our Maximum Packet Size")
-            self._paho.ack(message.mid, message.qos)
-            return
-        props = getattr(message, "properties", None)
-        sids: Sequence[int] = ()
-        if props is not None:
-            sids = getattr(props, "SubscriptionIdentifier", ())
-        # QoS 1: the owner acknowledges once the callbacks ran (`ack`). QoS 2 (never subscribed to) is
-        # answered (PUBCOMP) on delivery, as paho itself does.
-        mid = message.mid if message.qos == 1 else 0
-        self._deliver(topic, payload, bool(message.retain), sids, mid)
-        if message.qos == 2:
-            self._paho.ack(message.mid, 2)
-
-    def _handle_publish(self) -> MQTTErrorCode:
-        """Paho's ``_handle_publish`` without building an ``MQTTMessage`` and MQTT 5 ``Properties`` per
-        message (most of paho's per-message cost). A malformed packet closes the connection; an
-        unacceptable topic drops the message (acknowledged, counted, logged).
-        """
-        client = self._paho
-        header, data = _hooks.in_packet(client)
-        try:
-            qos, mid, retain, topic, problem, sids, payload = _wire.parse_publish(header, data, self._v5)
-        except _wire.MalformedPacket as exc:
-            self.refuse(_wire.DISCONNECT_MALFORMED, f"malformed packet from the broker ({exc})")
-            return MQTTErrorCode.MQTT_ERR_PROTOCOL
-        if qos == 2:
-            return _hooks.paho_handle_publish(client)  # never subscribed at QoS 2: paho's own flow
-        if topic is None or problem is not None:
-            self._drop(problem or "its topic is unacceptable")
-        elif qos == 1:
-            self._deliver(topic, payload, retain, sids, mid)  # the owner acknowledges (`ack`)
-            return MQTTErrorCode.MQTT_ERR_SUCCESS
-        else:
-            self._deliver(topic, payload, retain, sids)
-            return MQTTErrorCode.MQTT_ERR_SUCCESS
-        if qos == 1:
-            return _hooks.send_puback(client, mid)
-        return MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def _published(self, mid: int, reason_code: ReasonCode) -> None:
         if mid and self._qos0_mids:

@@ -109,9 +109,7 @@ class Dialer:
             _log.info("speaking MQTT %s with %s:%s%s", version.value, host, port, why)
         self.version = version
 
-    def _link_settings(
-        self, host: str, port: int, version: MqttVersion, will_payload: bytes
-    ) -> LinkSettings:
+    def _link_settings(self, host: str, port: int, version: MqttVersion, will_payload: bytes) -> LinkSettings:
         s = self._settings
         return LinkSettings(
             hostname=host,

@@ -135,6 +135,16 @@ def _out_packet_shape() -> bool:
     )
 
 
+def _received_attribute() -> str | None:
+    # paho 2.2 keeps when bytes last arrived in `_last_bytes_received`, 2.1 when a packet last did in
+    # `_last_msg_in`; its keepalive check closes the connection when that is too long ago.
+    src = _source(paho.Client)
+    for name in ("_last_bytes_received", "_last_msg_in"):
+        if f"self.{name} = time_func()" in src:
+            return name
+    return None
+
+
 HOOKS: Final[dict[str, Callable[[], bool]]] = {
     "aiomqtt Client._client (the paho client)": _assigns(aiomqtt.Client, "_client"),
     "aiomqtt Client._connected": _assigns(aiomqtt.Client, "_connected"),
@@ -161,6 +171,7 @@ HOOKS: Final[dict[str, Callable[[], bool]]] = {
     ),
     "paho Client._send_puback": _method(paho.Client, "_send_puback", "mid"),
     "paho Client._send_pingreq": _method(paho.Client, "_send_pingreq"),
+    "paho Client._last_bytes_received or _last_msg_in": lambda: _received_attribute() is not None,
     "paho MQTTMessageInfo(0) construction": _message_info,
 }
 
@@ -363,7 +374,6 @@ class AiomqttDriver(PahoCallbacks, aiomqtt.Client):
         loop.call_soon_threadsafe(register)
 
 
-
 # ---------------------------------------------------------------------------------- paho internals
 
 
@@ -381,6 +391,21 @@ def in_packet(client: paho.Client) -> tuple[int, bytes | bytearray]:
     """The packet paho has just read: (first header byte, variable header and payload)."""
     packet = client._in_packet
     return packet["command"], packet["packet"]
+
+
+def between_packets(client: paho.Client) -> bool:
+    """Whether paho is not in the middle of reading a packet (the next byte starts a new one)."""
+    return not client._in_packet["command"]
+
+
+_RECEIVED: Final = _received_attribute()
+
+
+def note_received(client: paho.Client) -> None:
+    """Tell paho that packets arrived which it did not read itself (its keepalive check counts them)."""
+    if _RECEIVED is not None:
+        with client._msgtime_mutex:
+            setattr(client, _RECEIVED, paho.time_func())
 
 
 def send_puback(client: paho.Client, mid: int) -> MQTTErrorCode:

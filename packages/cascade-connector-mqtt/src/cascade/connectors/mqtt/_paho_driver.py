@@ -231,4 +231,3 @@ class PahoDriver(PahoCallbacks):
             return
         self._events._on_disconnect(reason_code, properties, bool(flags.is_disconnect_packet_from_server))
         self._set_lost()
-

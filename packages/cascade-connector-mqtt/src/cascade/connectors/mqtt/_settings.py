@@ -204,9 +204,7 @@ class MqttSettings:
 
     def replace(self, **changes: Any) -> MqttSettings:
         """A copy with `changes` applied (validated again; `source`/`client_id` kept unless given)."""
-        current = {
-            f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init
-        }
+        current = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
         if self.sync_fallback is not None:
             current["sync_topic"] = None  # automatic: derived from the client id again
         if "hostname" in changes or "port" in changes:

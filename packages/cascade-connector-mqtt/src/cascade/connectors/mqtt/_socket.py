@@ -29,13 +29,20 @@ class BufferedSocket:
     body) are served from one large ``recv``; ``pending()`` makes aiomqtt's reader callback keep calling
     paho until the buffer is empty (it does that for TLS sockets already). Everything else is delegated.
 
+    One kernel read per `arm`: the reader callback arms the socket once per readiness event, so it
+    hands over at most one chunk (`_READ_SIZE` bytes) before the event loop runs the dispatch loop
+    again. Without it, a packet straddling the chunk's end pulled the next chunk in, and a flood kept
+    the reader going (parsing, queueing, then dropping what queued beyond ``max_inbound``) while the
+    callbacks and every other task waited. A read past the budget raises `BlockingIOError`, which paho
+    treats as "no data yet" and resumes the packet from where it stopped.
+
     Every chunk read goes through a `_wire.Framer` first: a packet announcing more than our Maximum
     Packet Size, or a broken remaining length, ends the stream (the link records why and sends
     DISCONNECT) before any of it is buffered. A reset or end of stream records its reason the same way;
     paho then sees an ordinary end of stream.
     """
 
-    __slots__ = ("_buffer", "_dead", "_framer", "_link", "_pos", "_sock")
+    __slots__ = ("_armed", "_buffer", "_dead", "_framer", "_link", "_pos", "_sock")
 
     def __init__(self, sock: Any, link: Any) -> None:
         self._sock = sock
@@ -44,6 +51,11 @@ class BufferedSocket:
         self._buffer = b""
         self._pos = 0
         self._dead = False
+        self._armed = True
+
+    def arm(self) -> None:
+        """Allow one more read from the kernel (the socket was reported readable)."""
+        self._armed = True
 
     def recv(self, size: int) -> bytes:
         pos = self._pos
@@ -64,9 +76,55 @@ class BufferedSocket:
         self._pos = end
         return buffer[pos:end]
 
+    def fill(self) -> None:
+        """Read one chunk into the buffer now if it is empty (spends the budget; see `arm`)."""
+        if self._pos >= len(self._buffer) and not self._dead:
+            try:
+                data = self._read()
+            except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                return
+            self._buffer = data
+            self._pos = 0
+
+    def take_publish(self) -> tuple[int, bytes] | None:
+        """The next packet in the buffer if it is a whole QoS 0 or QoS 1 PUBLISH: (its first byte, its
+        variable header and payload), removed from the buffer. None otherwise (paho reads it). Call
+        only at a packet boundary.
+        """
+        buffer = self._buffer
+        pos = self._pos
+        size = len(buffer)
+        if size - pos < 2:
+            return None
+        header = buffer[pos]
+        if header & 0xF4 != 0x30:  # not a PUBLISH, or QoS 2 or 3
+            return None
+        byte = buffer[pos + 1]
+        if byte < 0x80:
+            length, start = byte, pos + 2
+        else:
+            try:
+                length, start = _wire.read_varint(buffer, pos + 1)
+            except (IndexError, ValueError):
+                return None
+        end = start + length
+        if end > size:
+            return None
+        if end == size:
+            self._buffer = b""
+            self._pos = 0
+        else:
+            self._pos = end
+        return header, buffer[start:end]
+
     def _read(self) -> bytes:
+        sock = self._sock
+        if self._armed:
+            self._armed = False
+        elif not (isinstance(sock, ssl.SSLSocket) and sock.pending()):  # TLS: decrypted bytes are free
+            raise BlockingIOError("read budget spent: the rest on the next readiness event")
         try:
-            data: bytes = self._sock.recv(_READ_SIZE)
+            data: bytes = sock.recv(_READ_SIZE)
         except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
             raise
         except OSError as exc:

@@ -375,4 +375,3 @@ class MalformedFilter:
     def reset(self) -> None:
         """A well-formed message arrived: the next malformed one is new."""
         self._last = None
-
