@@ -31,6 +31,8 @@ def test_no_hook_is_missing_on_the_installed_versions() -> None:
         ("_send_puback", "paho Client._send_puback"),
         ("_send_pingreq", "paho Client._send_pingreq"),
         ("_handle_publish", "paho Client._handle_publish"),
+        ("_handle_pubackcomp", "paho Client._handle_pubackcomp"),
+        ("_mid_generate", "paho Client._mid_generate"),
     ],
 )
 def test_a_missing_paho_method_is_noticed(monkeypatch: pytest.MonkeyPatch, name: str, hook: str) -> None:

@@ -168,3 +168,25 @@ def test_the_framer_says_where_the_offending_packet_starts(chunks: list[bytes], 
     with pytest.raises((_wire.MalformedPacket, _wire.PacketTooLarge)):
         framer.feed(last)
     assert framer.error_at == error_at
+
+
+@pytest.mark.parametrize(("v5", "expiry"), [(True, None), (True, 3600), (False, None)])
+@pytest.mark.parametrize("retain", [False, True])
+def test_our_qos1_packets_parse_back(v5: bool, expiry: int | None, retain: bool) -> None:
+    payload = b'{"x": ' + b"1" * 200 + b"}"  # a two-byte remaining length
+    packet = _wire.qos1_packet(_wire.topic_field("a/é"), 513, payload, retain, v5, expiry)
+    length, start = _wire.read_varint(packet, 1)
+    assert start + length == len(packet)
+    assert packet[0] == 0x32 | retain
+    qos, mid, got_retain, topic, problem, sids, got = _wire.parse_publish(packet[0], packet[start:], v5)
+    assert (qos, mid, got_retain, topic, problem, sids, got) == (1, 513, retain, "a/é", None, (), payload)
+    if expiry is not None:
+        assert b"\x05\x02" + expiry.to_bytes(4, "big") in packet
+
+
+def test_pubacks_parse_with_and_without_a_reason_code() -> None:
+    assert _wire.parse_puback(b"\x01\x02") == (258, 0)
+    assert _wire.parse_puback(b"\x00\x07\x10") == (7, 0x10)  # MQTT 5: "no matching subscribers"
+    assert _wire.parse_puback(b"\x00\x07\x87\x00") == (7, 0x87)
+    with pytest.raises(_wire.MalformedPacket, match="packet identifier"):
+        _wire.parse_puback(b"\x00")

@@ -30,6 +30,7 @@ TASKS: list[tuple[str, str | None, tuple[str, ...]]] = [
     ("c", "p", ()),
 ]
 
+
 @st.composite
 def _constraint(draw: st.DrawFn) -> Constraint:
     kind = draw(st.sampled_from(list(ConstraintType)))

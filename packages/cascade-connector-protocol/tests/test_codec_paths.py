@@ -175,7 +175,7 @@ ODD_VALUES: list[Any] = [
     10**5000,  # beyond the int-to-str conversion limit: ValueError in both
     "\ud800",
     "a\udfffb",
-    "\U0001f600\u2028\u2029\ufeff\x00\x1f\x7f\"\\",
+    '\U0001f600\u2028\u2029\ufeff\x00\x1f\x7f"\\',
     float("nan"),
     float("inf"),
     float("-inf"),
@@ -279,8 +279,9 @@ json_values = st.recursive(
         st.floats(),
         st.text(st.characters(codec=None), max_size=8),
     ),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=5), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=5), children, max_size=4)
+    ),
     max_leaves=20,
 )
 

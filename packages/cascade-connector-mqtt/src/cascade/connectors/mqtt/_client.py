@@ -8,7 +8,9 @@ awaitable per message:
 - ``send_qos0`` builds the PUBLISH packets of a whole batch of QoS 0 messages itself and queues them
   as ONE paho packet (one ``send`` syscall instead of one per message); paho reports the write
   through ``on_publish`` with message id 0. On the public path each message is a paho ``publish``.
-- ``publish_qos1`` uses paho's ``publish`` (paho tracks the PUBACK).
+- ``publish_qos1`` builds the QoS 1 PUBLISH packet itself (a packet id from paho's sequence) and its
+  PUBACK is read here, not by paho; queued packets are joined into one write. On the public path
+  each message is a paho ``publish`` (paho tracks the PUBACK).
 - inbound (`_inbound_link.InboundSide`): paho's socket is wrapped in `BufferedSocket` (one ``recv``
   of up to 64 KiB per readiness event; a `_wire.Framer` follows packet boundaries so an oversize
   packet is refused before it is buffered and trickling bytes do not count as life); whole PUBLISH
@@ -77,6 +79,7 @@ class Link(InboundSide):
         self._loop = asyncio.get_running_loop()
         self._pending: dict[int, asyncio.Future[int]] = {}
         self._prefixes: dict[str, bytes] = {}
+        self._topic_fields: dict[str, bytes] = {}  # QoS 1: topic -> its PUBLISH field
         self._qos0_mids: Counter[int] = Counter()  # public path: on_publish ids that are QoS 0 writes
         self._acks: list[int] = []  # inbound QoS 1 ids whose callbacks ran, acknowledged together soon
         self._watchdog: KeepaliveWatchdog | None = None
@@ -97,6 +100,7 @@ class Link(InboundSide):
         self._paho = self._driver.paho
         if self.private_api:
             _hooks.install_publish_handler(self._paho, self._handle_publish)
+            _hooks.install_puback_handler(self._paho, self._handle_puback)
 
     # ------------------------------------------------------------------ opening and closing
 
@@ -309,10 +313,30 @@ class Link(InboundSide):
         return _wire.qos0_packet_size(topic, payload, v5) <= limit
 
     def publish_qos1(self, topic: str, payload: bytes, retain: bool, expiry: int | None = None) -> int | None:
-        """Hand a QoS 1 PUBLISH to paho; return its message id (its PUBACK comes through the owner's
+        """Queue a QoS 1 PUBLISH; return its packet id (its PUBACK comes through the owner's
         ``_link_published``), or None if the connection is gone. Never blocks. `expiry`: seconds,
-        the MQTT 5 Message Expiry Interval (None: none).
+        the MQTT 5 Message Expiry Interval (None: none). Private path: the packet is built here and
+        its PUBACK read here (paho is not involved per message); public path: paho's ``publish``.
         """
+        client = self._paho
+        if not self.private_api:
+            return self._publish_qos1_public(topic, payload, retain, expiry)
+        if self.lost or client.socket() is None:
+            return None
+        fields = self._topic_fields
+        field = fields.get(topic)
+        if field is None:
+            field = _wire.topic_field(topic)
+            if len(fields) >= 4096:
+                fields.clear()
+            fields[topic] = field
+        mid = _hooks.next_packet_id(client)
+        _hooks.queue_qos1(client, _wire.qos1_packet(field, mid, payload, retain, self._v5, expiry))
+        return mid
+
+    def _publish_qos1_public(
+        self, topic: str, payload: bytes, retain: bool, expiry: int | None
+    ) -> int | None:
         props: Properties | None = None
         if expiry is not None:
             props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]

@@ -170,6 +170,8 @@ HOOKS: Final[dict[str, Callable[[], bool]]] = {
         paho.Client, "_packet_queue", "command", "packet", "mid", "qos", "info"
     ),
     "paho Client._send_puback": _method(paho.Client, "_send_puback", "mid"),
+    "paho Client._handle_pubackcomp": _method(paho.Client, "_handle_pubackcomp", "cmd"),
+    "paho Client._mid_generate": _method(paho.Client, "_mid_generate"),
     "paho Client._send_pingreq": _method(paho.Client, "_send_pingreq"),
     "paho Client._last_bytes_received or _last_msg_in": lambda: _received_attribute() is not None,
     "paho MQTTMessageInfo(0) construction": _message_info,
@@ -380,6 +382,28 @@ class AiomqttDriver(PahoCallbacks, aiomqtt.Client):
 def install_publish_handler(client: paho.Client, handler: Callable[[], MQTTErrorCode]) -> None:
     """Make paho hand every inbound PUBLISH to `handler` (paho looks it up on the instance)."""
     client._handle_publish = handler  # type: ignore[method-assign]
+
+
+def install_puback_handler(client: paho.Client, handler: Callable[[str], MQTTErrorCode]) -> None:
+    """Make paho hand every PUBACK and PUBCOMP it reads to `handler` (called with "PUBACK"/"PUBCOMP")."""
+    client._handle_pubackcomp = handler  # type: ignore[assignment]
+
+
+def paho_handle_pubackcomp(client: paho.Client, cmd: str) -> MQTTErrorCode:
+    """Paho's own PUBACK/PUBCOMP handler (for the messages paho itself published)."""
+    return paho.Client._handle_pubackcomp(client, cmd)  # type: ignore[arg-type]
+
+
+def next_packet_id(client: paho.Client) -> int:
+    """A packet identifier from paho's own sequence (so that ours never collide with its SUBSCRIBE)."""
+    return client._mid_generate()
+
+
+def queue_qos1(client: paho.Client, packet: bytes) -> None:
+    """Queue a ready-made QoS 1 PUBLISH packet; paho writes it in order with its own packets and does
+    nothing once it is written (the PUBACK is ours to handle); `join_qos1_packets` may join it.
+    """
+    client._packet_queue(paho.PUBLISH, packet, 0, 1)
 
 
 def paho_handle_publish(client: paho.Client) -> MQTTErrorCode:

@@ -63,7 +63,8 @@ class InboundSide:
     def _read_ready(self) -> None:
         """The socket is readable: read one chunk and handle its packets until it is used up or we
         pause. Whole QoS 0/1 PUBLISH packets are taken straight from the buffer; paho reads the rest
-        (and any packet split across chunks) through the same buffer, so the order is kept.
+        (and any packet split across chunks) through the same buffer, so the order is kept. PUBACKs of
+        our QoS 1 PUBLISHes (built by `Link.publish_qos1`, unknown to paho) are handled here too.
         """
         client = self._paho
         sock = client.socket()
@@ -75,10 +76,15 @@ class InboundSide:
         try:
             while not self.lost and not self.reading_paused:
                 if buffered is not None and _hooks.between_packets(client):
-                    packet = buffered.take_publish()
+                    packet = buffered.take_packet()
                     if packet is not None:
                         taken = True
-                        if self._publish_packet(*packet) is not MQTTErrorCode.MQTT_ERR_SUCCESS:
+                        header, data = packet
+                        if header == _wire.PUBACK:
+                            rc = self._puback_packet(data)
+                        else:
+                            rc = self._publish_packet(header, data)
+                        if rc is not MQTTErrorCode.MQTT_ERR_SUCCESS:
                             self.abort()
                             return
                         continue
@@ -217,4 +223,25 @@ class InboundSide:
             return MQTTErrorCode.MQTT_ERR_SUCCESS
         if qos == 1:
             return _hooks.send_puback(client, mid)
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def _handle_puback(self, cmd: str) -> MQTTErrorCode:
+        """Paho's ``_handle_pubackcomp`` for a PUBACK paho read itself (split across reads); PUBCOMP
+        (never expected: we publish nothing at QoS 2) is left to paho.
+        """
+        if cmd != "PUBACK":
+            return _hooks.paho_handle_pubackcomp(self._paho, cmd)
+        return self._puback_packet(_hooks.in_packet(self._paho)[1])
+
+    def _puback_packet(self, data: bytes | bytearray) -> MQTTErrorCode:
+        """The PUBACK of one of our QoS 1 PUBLISHes: the owner hears of it (an unknown id is ignored)."""
+        try:
+            mid, reason = _wire.parse_puback(data)
+        except _wire.MalformedPacket as exc:
+            self.refuse(_wire.DISCONNECT_MALFORMED, f"malformed packet from the broker ({exc})")
+            return MQTTErrorCode.MQTT_ERR_PROTOCOL
+        try:
+            self._owner._link_published(cast("Link", self), mid, reason)
+        except Exception:
+            _log.exception("internal error while handling an acknowledgement")
         return MQTTErrorCode.MQTT_ERR_SUCCESS

@@ -86,10 +86,10 @@ class BufferedSocket:
             self._buffer = data
             self._pos = 0
 
-    def take_publish(self) -> tuple[int, bytes] | None:
-        """The next packet in the buffer if it is a whole QoS 0 or QoS 1 PUBLISH: (its first byte, its
-        variable header and payload), removed from the buffer. None otherwise (paho reads it). Call
-        only at a packet boundary.
+    def take_packet(self) -> tuple[int, bytes] | None:
+        """The next packet in the buffer if it is whole and a QoS 0 or QoS 1 PUBLISH or a PUBACK: (its
+        first byte, its variable header and payload), removed from the buffer. None otherwise (paho
+        reads it). Call only at a packet boundary.
         """
         buffer = self._buffer
         pos = self._pos
@@ -97,7 +97,7 @@ class BufferedSocket:
         if size - pos < 2:
             return None
         header = buffer[pos]
-        if header & 0xF4 != 0x30:  # not a PUBLISH, or QoS 2 or 3
+        if header & 0xF4 != 0x30 and header != 0x40:  # not a PUBLISH at QoS 0/1, not a PUBACK
             return None
         byte = buffer[pos + 1]
         if byte < 0x80:

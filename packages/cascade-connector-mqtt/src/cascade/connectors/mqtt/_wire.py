@@ -80,6 +80,40 @@ def qos0_packet_parts(prefix: bytes, payload: bytes, retain: bool) -> tuple[byte
     return (_PUBLISH_RETAIN_HEADER if retain else _PUBLISH_HEADER), varint(len(prefix) + len(payload))
 
 
+def topic_field(topic: str) -> bytes:
+    """A topic as PUBLISH carries it: its length (2 bytes) then UTF-8. Raises UnicodeEncodeError."""
+    encoded = topic.encode("utf-8")
+    return len(encoded).to_bytes(2, "big") + encoded
+
+
+_NO_PROPERTIES: Final = b"\x00"
+_QOS1_HEADER: Final = bytes((PUBLISH | 0x02,))
+_QOS1_RETAIN_HEADER: Final = bytes((PUBLISH | 0x02 | 0x01,))
+
+
+def qos1_packet(
+    field: bytes, mid: int, payload: bytes, retain: bool, v5: bool = True, expiry: int | None = None
+) -> bytes:
+    """A whole QoS 1 PUBLISH: `field` from `topic_field`, packet id `mid` (1..65535), then (MQTT 5,
+    `v5`) the properties: none, or the Message Expiry Interval `expiry` (seconds), then `payload`.
+    """
+    props = b""
+    if v5:
+        props = _NO_PROPERTIES if expiry is None else b"\x05\x02" + expiry.to_bytes(4, "big")
+    body = len(field) + 2 + len(props) + len(payload)
+    head = _QOS1_RETAIN_HEADER if retain else _QOS1_HEADER
+    return b"".join((head, varint(body), field, mid.to_bytes(2, "big"), props, payload))
+
+
+def parse_puback(data: bytes | bytearray) -> tuple[int, int]:
+    """The packet id and reason code (0 when absent, as MQTT 3.1.1 and a short MQTT 5 PUBACK say) of a
+    PUBACK's variable header `data`. Raises `MalformedPacket` if it is shorter than a packet id.
+    """
+    if len(data) < 2:
+        raise MalformedPacket("PUBACK without its packet identifier")
+    return (data[0] << 8) | data[1], (data[2] if len(data) > 2 else 0)
+
+
 def qos0_packet_size(topic: str, payload: bytes, v5: bool = True) -> int:
     """The size in bytes of the whole QoS 0 PUBLISH packet (what a broker's Maximum Packet Size bounds)."""
     body = 2 + len(topic.encode("utf-8")) + (1 if v5 else 0) + len(payload)

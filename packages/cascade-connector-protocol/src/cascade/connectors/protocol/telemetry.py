@@ -173,9 +173,7 @@ def check_header_matches_topic(topic: str, message: TelemetryMessage) -> None:
     for field, index in _HEADER_LEVELS:
         in_header: str = getattr(header, field)
         if in_header != levels[index]:
-            raise SchemaError(
-                field, f"{in_header!r} does not match the topic's {levels[index]!r} ({topic})"
-            )
+            raise SchemaError(field, f"{in_header!r} does not match the topic's {levels[index]!r} ({topic})")
 
 
 def decode_telemetry(topic: str, payload: Mapping[str, Any]) -> TelemetryMessage:

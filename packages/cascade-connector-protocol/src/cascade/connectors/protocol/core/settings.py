@@ -38,7 +38,5 @@ def check_delay_range(min_delay: object, max_delay: object) -> tuple[float, floa
     low = check_seconds("reconnect_min_delay", min_delay)
     high = check_seconds("reconnect_max_delay", max_delay, positive=True)
     if high < low:
-        raise ValueError(
-            f"reconnect_max_delay ({high:g}) must be at least reconnect_min_delay ({low:g})"
-        )
+        raise ValueError(f"reconnect_max_delay ({high:g}) must be at least reconnect_min_delay ({low:g})")
     return low, high
