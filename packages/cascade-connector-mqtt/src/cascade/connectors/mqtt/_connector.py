@@ -54,6 +54,7 @@ _log = logging.getLogger("cascade.connectors.mqtt")
 
 _REPLAY_WAIT: Final = 10.0  # s subscribe() waits at most for the sync marker behind its SUBSCRIBE
 _MAX_PAYLOAD: Final = 268_435_455 - 65_535 - 16  # what still fits in one MQTT packet with the topic
+_EAGER_WRITE: Final = 512  # QoS 0 messages queued in one turn of the event loop before publish() writes
 _CONNECTED: Final = ConnectorState.CONNECTED
 _RECONNECTING: Final = ConnectorState.RECONNECTING
 
@@ -282,8 +283,13 @@ class MqttConnector(Lifecycle, ConnectOnEnter):
                     return
             queue.append(Outgoing(topic, data, retain, None))
             self._stats.published += 1
-            if out.flush_handle is None and out.wire is not None:
-                out.flush_handle = asyncio.get_running_loop().call_soon(out.flush)
+            if out.wire is not None:
+                if len(queue) >= _EAGER_WRITE:
+                    # A producer that has not yielded to the event loop for this many messages: write
+                    # them now (non-blocking), so that the broker works while the producer goes on.
+                    out.write_now()
+                elif out.flush_handle is None:
+                    out.flush_handle = asyncio.get_running_loop().call_soon(out.flush)
             return
         if qos != 1:
             raise ValueError(f"qos must be 0 or 1, not {qos!r}")
