@@ -12,7 +12,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from . import _hooks
-from ._hooks import AiomqttDriver, LinkEvents
+from ._callbacks import LinkEvents
+from ._hooks import AiomqttDriver
 from ._link_types import LinkSettings, MqttVersion
 from ._paho_driver import PahoDriver
 from ._socket import paho_log

@@ -16,16 +16,20 @@ __all__ = [
     "HOOKS",
     "PUBLIC_API_ONLY",
     "AiomqttDriver",
-    "PahoCallbacks",
     "ConnackTimeout",
     "ClosedBeforeConnack",
-    "LinkEvents",
+    "between_packets",
     "detach_socket",
     "in_packet",
+    "install_puback_handler",
     "install_publish_handler",
+    "next_packet_id",
+    "note_received",
+    "paho_handle_pubackcomp",
     "missing_hooks",
     "paho_handle_publish",
     "private_api_enabled",
+    "queue_qos1",
     "queue_raw",
     "send_pingreq",
     "send_puback",
@@ -40,7 +44,7 @@ import inspect
 import logging
 import os
 from collections.abc import Callable, Sequence
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 import aiomqtt
 import aiomqtt.client as _aiomqtt_client
@@ -48,6 +52,8 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+
+from ._callbacks import LinkEvents, PahoCallbacks
 
 _log = logging.getLogger("cascade.connectors.mqtt")
 
@@ -228,64 +234,6 @@ def _paho_version() -> str:
 
 
 # ---------------------------------------------------------------------------------- the private driver
-
-
-class LinkEvents(Protocol):
-    """What a driver reports to its `Link` (on the event loop thread; none may raise)."""
-
-    def _on_connack(self, properties: Properties | None) -> None: ...
-
-    def _on_disconnect(
-        self, reason: ReasonCode, properties: Properties | None, from_server: bool
-    ) -> None: ...
-
-    def _resolve(self, mid: int, code: int) -> None: ...
-
-    def _message(self, message: paho.MQTTMessage) -> None: ...
-
-    def _published(self, mid: int, reason_code: ReasonCode) -> None: ...
-
-
-class PahoCallbacks:
-    """paho's subscribe, unsubscribe, message and publish callbacks routed to the Link's events, written
-    once for both drivers (`AiomqttDriver` overrides aiomqtt's ``_on_*`` with them; `PahoDriver` hands
-    them to paho directly). The class using it sets ``self._events``.
-    """
-
-    _events: LinkEvents
-
-    def _on_subscribe(
-        self,
-        client: paho.Client,
-        userdata: Any,
-        mid: int,
-        reason_codes: list[ReasonCode],
-        properties: Properties | None = None,
-    ) -> None:
-        self._events._resolve(mid, reason_codes[0].value if reason_codes else 0x80)
-
-    def _on_unsubscribe(
-        self,
-        client: paho.Client,
-        userdata: Any,
-        mid: int,
-        reason_codes: list[ReasonCode],
-        properties: Properties | None = None,
-    ) -> None:
-        self._events._resolve(mid, reason_codes[0].value if reason_codes else 0)
-
-    def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
-        self._events._message(message)
-
-    def _on_publish(
-        self,
-        client: paho.Client,
-        userdata: Any,
-        mid: int,
-        reason_code: ReasonCode,
-        properties: Properties,
-    ) -> None:
-        self._events._published(mid, reason_code)
 
 
 class AiomqttDriver(PahoCallbacks, aiomqtt.Client):

@@ -27,7 +27,8 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from ._hooks import ClosedBeforeConnack, ConnackTimeout, LinkEvents, PahoCallbacks
+from ._callbacks import LinkEvents, PahoCallbacks
+from ._hooks import ClosedBeforeConnack, ConnackTimeout
 
 _MISC_INTERVAL = 1.0  # s between paho.loop_misc() calls (paho's keepalive check), as aiomqtt does
 
