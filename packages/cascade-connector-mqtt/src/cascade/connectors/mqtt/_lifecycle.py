@@ -13,8 +13,8 @@ __all__ = ["Lifecycle"]
 import asyncio
 import functools
 import logging
-from collections.abc import Sequence
-from typing import Final
+from collections.abc import Coroutine, Sequence
+from typing import Any, Final
 
 from cascade.connectors.protocol import (
     ConnectorError,
@@ -341,7 +341,14 @@ class Lifecycle:
                 if session.ending is Ending.CLOSED:
                     self._discard_inbound(session)
                     return
-                await self._dispatch(session, *inbound.popleft())
+                # One entry: its callbacks, then (QoS 1) its PUBACK (promise 13). The routing is
+                # synchronous, so a message nobody takes costs no coroutine.
+                topic, payload, retain, sids, mid, source = inbound.popleft()
+                pending = self._handle(session, topic, payload, retain, sids)
+                if pending is not None:
+                    await pending
+                if mid:
+                    source.ack(mid)
                 if link.reading_paused and len(queue) < inbound.max_inbound:
                     link.resume_reading()
                 continue
@@ -352,41 +359,30 @@ class Lifecycle:
                 continue
             await wake.wait()
 
-    async def _dispatch(
-        self,
-        session: Session,
-        topic: str,
-        payload: bytes | bytearray,
-        retain: bool,
-        sids: Sequence[int],
-        mid: int,
-        link: Link,
-    ) -> None:
-        await self._handle(session, topic, payload, retain, sids)
-        if mid:
-            link.ack(mid)  # QoS 1: acknowledged only once its callbacks ran (promise 13)
-
-    async def _handle(
+    def _handle(
         self, session: Session, topic: str, payload: bytes | bytearray, retain: bool, sids: Sequence[int]
-    ) -> None:
+    ) -> Coroutine[Any, Any, bool] | None:
+        """Route one inbound message: the delivery to await, or None when nothing is to be run (sync
+        traffic, no local target, a malformed payload: counted here).
+        """
         registry = session.registry
         if topic == registry.sync_topic:
             registry.marker(payload)
-            return
+            return None
         if topic.startswith(SYNC_NAMESPACE):
             self._probe.seen(topic, payload, retain)
-            return  # the retained probe, other connectors' markers (reserved): never for subscriptions
+            return None  # the retained probe, other connectors' markers (reserved): never for subscriptions
         targets = registry.targets(topic, retain, sids)
         if not targets:
-            return
+            return None
         try:
             data = decode_payload(payload)
         except PayloadError as exc:
             if session.malformed.first_copy(topic, payload, retain, sids):
                 session.delivery.malformed(topic, exc)
-            return
+            return None
         session.malformed.reset()
-        await session.delivery.deliver(topic, payload, targets, data)
+        return session.delivery.deliver(topic, payload, targets, data)
 
     def _adopt(self, session: Session, link: Link) -> asyncio.Future[None]:
         """A new connection: presence, the sync topic, every live subscription, then the queue."""
