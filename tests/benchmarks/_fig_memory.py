@@ -9,7 +9,9 @@ Target: the in-memory pair at most 1.2x it, with the standard-library codec and 
 (msgspec). The codec is chosen when the protocol package is imported (``CASCADE_CODEC``), so each
 codec runs in its own worker process (``python -m tests.benchmarks._fig_memory --worker CODEC
 ...``), in the same benchmark run and against the same broker. The MQTT connector pair, measured
-the same way, is context.
+the same way, is context, and so is the floor: the same payloads and callback through the least an
+asyncio connector can do (`handoff_floor`: an awaited ``publish`` that encodes into a deque, one task
+that decodes and awaits the callback; no validation, counters, bounds, ordering across sessions).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import json
 import os
 import sys
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,6 +66,39 @@ async def pair_throughput(
     return (arrived / elapsed if elapsed > 0 and arrived else 0.0), delivery
 
 
+async def handoff_floor(payloads: list[dict[str, object]], idle_timeout: float) -> float:
+    """Microseconds per message through a bare asyncio hand-off, with the pair's callback (`Inbox`):
+    what any connector with an awaitable ``publish`` and a dispatcher task pays beyond the JSON work.
+    """
+    inbox = Inbox(len(payloads))
+    queue: deque[tuple[str, bytes]] = deque()
+    topic = unique("bench/floor")
+
+    async def publish(topic: str, payload: dict[str, object]) -> None:
+        queue.append((topic, encode_payload(payload)))
+        if len(queue) >= 1024:  # yield now and then, as the connectors do
+            await asyncio.sleep(0)
+
+    async def dispatch() -> None:
+        callback = inbox.callback
+        while len(inbox.task_ids) < inbox.expected:
+            while queue:
+                name, raw = queue.popleft()
+                await callback(name, decode_payload(raw))
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(dispatch())
+    try:
+        start = time.perf_counter()
+        for payload in payloads:
+            await publish(topic, payload)
+        await inbox.wait(idle_timeout)
+    finally:
+        task.cancel()
+    elapsed = inbox.last_arrival - start
+    return elapsed / len(payloads) * 1e6 if elapsed > 0 else float("nan")
+
+
 def json_round_trip_us(payloads: list[dict[str, object]]) -> float:
     """Microseconds per ``decode_payload(encode_payload(p))`` with this process's codec: the JSON work
     the contract requires of every connector per delivered message (the in-memory connector's floor).
@@ -81,7 +117,8 @@ async def _work(args: argparse.Namespace) -> dict[str, Any]:
     payloads: list[dict[str, object]] = list(telemetry_payloads(args.messages))
     settle_heap()
     problems: dict[str, list[str]] = {"memory": [], "mqtt": []}
-    out: dict[str, Any] = {"codec": codec_name(), "memory_us": [], "json_us": [], "mqtt_us": []}
+    out: dict[str, Any] = {"codec": codec_name()}
+    out.update({key: [] for key in ("memory_us", "json_us", "mqtt_us", "floor_us")})
 
     def mqtt() -> MqttConnector:
         return MqttConnector(args.host, args.port)
@@ -92,6 +129,7 @@ async def _work(args: argparse.Namespace) -> dict[str, Any]:
     for _, factory in runs:
         await pair_throughput(factory, warmup, args.idle_timeout)
     json_round_trip_us(warmup)
+    await handoff_floor(warmup, args.idle_timeout)
     for _ in range(args.repeats):
         for key, factory in runs:
             before = json_round_trip_us(payloads) if key == "memory" else 0.0
@@ -100,6 +138,7 @@ async def _work(args: argparse.Namespace) -> dict[str, Any]:
             problems[key].extend(delivery.problems())
             if key == "memory":  # the reference just before and just after the subject, averaged
                 out["json_us"].append((before + json_round_trip_us(payloads)) / 2)
+                out["floor_us"].append(await handoff_floor(payloads, args.idle_timeout))
     out["problems"] = problems
     return out
 
@@ -132,6 +171,7 @@ class _CodecRun:
     memory: Series
     json: Series
     mqtt: Series
+    floor: Series
     error: str = ""
     log: list[str] = field(default_factory=list)
 
@@ -143,6 +183,7 @@ async def _run_worker(bench: Bench, codec: str) -> _CodecRun:
         Series(f"InMemoryConnector pair per message, {label}", "us"),
         Series(f"encode + decode, {label}", "us"),
         Series(f"MqttConnector pair per message, {label}", "us"),
+        Series(f"bare asyncio hand-off per message, {label}", "us"),
     )
     sizes = bench.sizes
     command = [sys.executable, "-m", "tests.benchmarks._fig_memory", "--worker", codec]
@@ -165,7 +206,8 @@ async def _run_worker(bench: Bench, codec: str) -> _CodecRun:
         run.error = f"the worker failed: {lines[-1] if lines else f'exit status {process.returncode}'}"
         return run
     result = json.loads(stdout)
-    for series, key in ((run.memory, "memory_us"), (run.json, "json_us"), (run.mqtt, "mqtt_us")):
+    keys = ((run.memory, "memory_us"), (run.json, "json_us"), (run.mqtt, "mqtt_us"), (run.floor, "floor_us"))
+    for series, key in keys:
         for value in result[key]:
             series.add(value)
     run.memory.problems.extend(result["problems"]["memory"])
@@ -186,17 +228,20 @@ async def figure_memory(bench: Bench) -> list[Row]:
             bench.errors.append(f"memory ({codec} codec): {run.error}")
             bench.log(f"[memory, {codec} codec] {run.error}")
         else:
-            for i, (memory_us, json_us, mqtt_us) in enumerate(
-                zip(run.memory.samples, run.json.samples, run.mqtt.samples, strict=True)
-            ):
+            series = (run.memory, run.json, run.mqtt, run.floor)
+            samples = zip(*(one.samples for one in series), strict=True)
+            for i, (memory_us, json_us, mqtt_us, floor_us) in enumerate(samples):
                 bench.log(
                     f"[memory, {codec} codec {i + 1}/{sizes.repeats}] in-memory {memory_us:.2f} us, "
-                    f"JSON round trip {json_us:.2f} us, MQTT {mqtt_us:.2f} us per message "
+                    f"JSON round trip {json_us:.2f} us, bare hand-off {floor_us:.2f} us, "
+                    f"MQTT {mqtt_us:.2f} us per message "
                     f"({', '.join(run.memory.problems + run.mqtt.problems) or 'ok'})"
                 )
         suffix = f"; {run.error}" if run.error else ""
         rows.append(Row(FIGURE, run.memory, run.json, target=Target("<=", 1.2), note=f"{note}{suffix}"))
         rows.append(Row(FIGURE, run.mqtt, run.json, note=f"context: the MQTT pair, same payloads{suffix}"))
+        floor_note = "context: the floor, a deque and one task with the same callback (no contract)"
+        rows.append(Row(FIGURE, run.floor, run.json, note=f"{floor_note}{suffix}"))
     return rows
 
 
