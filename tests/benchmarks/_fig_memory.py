@@ -74,8 +74,8 @@ async def handoff_floor(payloads: list[dict[str, object]], idle_timeout: float) 
     queue: deque[tuple[str, bytes]] = deque()
     topic = unique("bench/floor")
 
-    async def publish(topic: str, payload: dict[str, object]) -> None:
-        queue.append((topic, encode_payload(payload)))
+    async def publish(name: str, payload: dict[str, object]) -> None:
+        queue.append((name, encode_payload(payload)))
         if len(queue) >= 1024:  # yield now and then, as the connectors do
             await asyncio.sleep(0)
 
@@ -101,7 +101,7 @@ async def handoff_floor(payloads: list[dict[str, object]], idle_timeout: float) 
 
 def json_round_trip_us(payloads: list[dict[str, object]]) -> float:
     """Microseconds per ``decode_payload(encode_payload(p))`` with this process's codec: the JSON work
-    the contract requires of every connector per delivered message (the in-memory connector's floor).
+    the contract requires of every connector per delivered message (the figure's reference).
     """
     start = time.perf_counter()
     for payload in payloads:

@@ -362,8 +362,8 @@ class Lifecycle:
     def _handle(
         self, session: Session, topic: str, payload: bytes | bytearray, retain: bool, sids: Sequence[int]
     ) -> Coroutine[Any, Any, bool] | None:
-        """Route one inbound message: the delivery to await, or None when nothing is to be run (sync
-        traffic, no local target, a malformed payload: counted here).
+        """Route one inbound message: the delivery to await, or None when no callback is to run (the
+        sync topic and the probe's namespace, no local target, a malformed payload: counted here).
         """
         registry = session.registry
         if topic == registry.sync_topic:
